@@ -1,0 +1,41 @@
+# FaceGate: `make run` and `make test` set everything up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BENCH_VENV ?= .venv-bench
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-slow bench install clean lint
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Until the server lands, `make run` runs the CLI on a photo that ships with the models.
+run: $(STAMP)
+	$(VENV)/bin/facegate models
+	$(VENV)/bin/facegate demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+# The peer library (face_recognition) lives in its own environment, never in FaceGate's.
+$(BENCH_VENV)/.installed: $(STAMP)
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e . click
+	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps face_recognition
+	touch $@
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python bench/engine.py
+
+clean:
+	rm -rf $(VENV) $(BENCH_VENV) build *.egg-info

@@ -1,0 +1,34 @@
+"""Settings read from the environment (prefix ``FACEGATE_``) with safe embedded defaults."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob FaceGate has; one instance per process (see :func:`get_settings`)."""
+
+    model_config = SettingsConfigDict(env_prefix="FACEGATE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    # Image input limits: refuse before decoding, so a bomb never allocates.
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 50_000_000
+    # onnxruntime threads: explicit, the target machine has 2 cores.
+    ort_intra_threads: int = 2
+    ort_inter_threads: int = 1
+    # Detection.
+    detector: str = "scrfd"
+    det_score_threshold: float = 0.5
+    det_max_side: int = 640
+    min_face_size: int = 20
+    # Recognition.
+    recognition_model: str = "arcface"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

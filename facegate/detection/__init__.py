@@ -1,0 +1,30 @@
+"""Face detectors, one small class per family, chosen by name."""
+
+from __future__ import annotations
+
+from facegate.detection.base import Detection, FaceDetector
+
+DETECTORS = ("scrfd", "dlib")
+
+
+def create_detector(
+    name: str,
+    score_threshold: float | None = None,
+    min_face_size: int = 20,
+    max_side: int = 640,
+    intra_threads: int = 2,
+) -> FaceDetector:
+    """Build a detector by name: ``scrfd`` (default, non-commercial) or ``dlib`` (HOG)."""
+    if name == "scrfd":
+        from facegate.detection.scrfd import ScrfdDetector
+
+        kwargs = {} if score_threshold is None else {"score_threshold": score_threshold}
+        return ScrfdDetector(min_face_size=min_face_size, max_side=max_side, intra_threads=intra_threads, **kwargs)
+    if name == "dlib":
+        from facegate.detection.dlib_hog import DlibHogDetector
+
+        return DlibHogDetector(min_face_size=min_face_size, score_threshold=score_threshold or 0.0)
+    raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
+
+
+__all__ = ["DETECTORS", "Detection", "FaceDetector", "create_detector"]

@@ -1,0 +1,166 @@
+"""SCRFD (InsightFace) face detector on onnxruntime: boxes, scores and 5 landmarks."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import cv2
+import numpy as np
+
+from facegate.detection.base import Detection, nms
+from facegate.models import onnx_session
+
+_STRIDES = (8, 16, 32)
+_ANCHORS_PER_CELL = 2
+
+
+class ScrfdDetector:
+    """SCRFD-500MF with keypoints.
+
+    The network is fully convolutional, so the input size is chosen per image: the image is
+    letterboxed (top-left, no distortion) into a square whose side follows the image, between
+    ``min_side`` and ``max_side``. Upscaling a 250 px photo to 640 px makes its face larger
+    than the detector's biggest anchors and loses it; a tiny image (ORL, 92x112) is
+    upscaled to ``min_side`` so its face lands in the anchors' range. A face that fills
+    the whole frame (ID-style crops) has no context around it, so when nothing is found the
+    image is padded and searched once more.
+    """
+
+    name = "scrfd"
+    model_keys = ("scrfd_500m",)
+
+    def __init__(
+        self,
+        score_threshold: float = 0.65,
+        nms_threshold: float = 0.4,
+        min_face_size: int = 20,
+        min_side: int = 320,
+        max_side: int = 640,
+        small_face_side: int = 1280,
+        intra_threads: int = 2,
+    ) -> None:
+        self.session = onnx_session("scrfd_500m", intra_threads)
+        self.input_name = self.session.get_inputs()[0].name
+        self.score_threshold = score_threshold
+        self.nms_threshold = nms_threshold
+        self.min_face_size = min_face_size
+        self.min_side = min_side
+        self.max_side = max_side
+        self.small_face_side = small_face_side
+        self._anchor_cache: dict[tuple[int, int, int], np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    # -- public -------------------------------------------------------------------------
+    def detect(self, image: np.ndarray, score_threshold: float | None = None) -> list[Detection]:
+        """All faces scoring at least ``score_threshold`` (default: the configured one).
+
+        Images larger than ``max_side`` get a second pass at up to ``small_face_side``,
+        because shrinking a crowd photo to 640 px leaves its small faces under the
+        detector's smallest anchors; the passes are merged by NMS.
+        """
+        threshold = self.score_threshold if score_threshold is None else score_threshold
+        found = self._detect_once(image, self.input_side(*image.shape[:2]), threshold)
+        longest = max(image.shape[:2])
+        if self.small_face_side > self.max_side and longest > self.max_side:
+            side = int(math.ceil(min(longest, self.small_face_side) / 32.0) * 32)
+            found = self._merge(found + self._detect_once(image, side, threshold))
+        if not found:
+            found = self._detect_padded(image, threshold)
+        return found
+
+    def input_side(self, height: int, width: int) -> int:
+        longest = max(height, width)
+        side = int(math.ceil(longest / 32.0) * 32)
+        return int(min(max(side, self.min_side), self.max_side))
+
+    # -- internals ----------------------------------------------------------------------
+    def _merge(self, found: list[Detection]) -> list[Detection]:
+        if len(found) < 2:
+            return found
+        boxes = np.stack([d.box for d in found])
+        scores = np.array([d.score for d in found], dtype=np.float32)
+        return [found[i] for i in nms(boxes, scores, self.nms_threshold)]
+
+    def _detect_padded(self, image: np.ndarray, threshold: float) -> list[Detection]:
+        """Second look for faces that fill the frame: add a grey border of 30% per side."""
+        h, w = image.shape[:2]
+        pad_y, pad_x = int(0.3 * h), int(0.3 * w)
+        padded = cv2.copyMakeBorder(
+            image, pad_y, pad_y, pad_x, pad_x, cv2.BORDER_CONSTANT, value=(127, 127, 127)
+        )
+        found = self._detect_once(padded, self.input_side(*padded.shape[:2]), threshold)
+        for det in found:
+            det.box = det.box - np.array([pad_x, pad_y, pad_x, pad_y], dtype=np.float32)
+            det.box[[0, 2]] = np.clip(det.box[[0, 2]], 0, w)
+            det.box[[1, 3]] = np.clip(det.box[[1, 3]], 0, h)
+            if det.landmarks is not None:
+                det.landmarks = det.landmarks - np.array([pad_x, pad_y], dtype=np.float32)
+            det.extras["padded"] = True
+        return found
+
+    def _detect_once(self, image: np.ndarray, side: int, threshold: float) -> list[Detection]:
+        h, w = image.shape[:2]
+        scale = side / max(h, w)
+        new_w, new_h = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        canvas = np.zeros((side, side, 3), dtype=np.uint8)
+        canvas[:new_h, :new_w] = cv2.resize(image, (new_w, new_h), interpolation=interp)
+        blob = (canvas.astype(np.float32) - 127.5) / 128.0
+        blob = blob.transpose(2, 0, 1)[None]
+        outputs = self.session.run(None, {self.input_name: blob})
+        boxes, scores, kpss = self._decode(outputs, side, threshold)
+        if scores.size == 0:
+            return []
+        boxes /= scale
+        kpss /= scale
+        keep = nms(boxes, scores, self.nms_threshold)
+        found: list[Detection] = []
+        for i in keep:
+            box = boxes[i].copy()
+            box[[0, 2]] = np.clip(box[[0, 2]], 0, w)
+            box[[1, 3]] = np.clip(box[[1, 3]], 0, h)
+            det = Detection(
+                box=box.astype(np.float32),
+                score=float(scores[i]),
+                landmarks=kpss[i].reshape(5, 2).astype(np.float32),
+                detector=self.name,
+                extras={"input_side": side},
+            )
+            if det.size >= self.min_face_size:
+                found.append(det)
+        return found
+
+    def _anchors(self, side: int, stride: int) -> np.ndarray:
+        key = (side, side, stride)
+        with self._lock:
+            centers = self._anchor_cache.get(key)
+            if centers is None:
+                cells = side // stride
+                ys, xs = np.mgrid[:cells, :cells]
+                centers = (np.stack([xs, ys], axis=-1).astype(np.float32) * stride).reshape(-1, 2)
+                centers = np.repeat(centers, _ANCHORS_PER_CELL, axis=0)
+                self._anchor_cache[key] = centers
+        return centers
+
+    def _decode(self, outputs: list[np.ndarray], side: int, threshold: float):
+        boxes_all, scores_all, kps_all = [], [], []
+        count = len(_STRIDES)
+        for idx, stride in enumerate(_STRIDES):
+            scores = outputs[idx].reshape(-1)
+            bbox = outputs[idx + count].reshape(-1, 4) * stride
+            kps = outputs[idx + 2 * count].reshape(-1, 10) * stride
+            centers = self._anchors(side, stride)
+            mask = scores >= threshold
+            if not mask.any():
+                continue
+            c = centers[mask]
+            d = bbox[mask]
+            boxes_all.append(np.concatenate([c - d[:, :2], c + d[:, 2:]], axis=1))
+            k = kps[mask].reshape(-1, 5, 2) + c[:, None, :]
+            kps_all.append(k.reshape(-1, 10))
+            scores_all.append(scores[mask])
+        if not scores_all:
+            empty = np.zeros((0, 4), np.float32)
+            return empty, np.zeros(0, np.float32), np.zeros((0, 10), np.float32)
+        return np.concatenate(boxes_all), np.concatenate(scores_all), np.concatenate(kps_all)

@@ -1,0 +1,77 @@
+"""Typed errors: every failure a caller can act on has its own class and a plain message.
+
+The REST API maps these to problem+json, the CLI prints them without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class FaceGateError(Exception):
+    """Base of every error FaceGate raises on purpose."""
+
+    code: str = "facegate_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ImageError(FaceGateError):
+    """The input could not be turned into an image."""
+
+    code = "invalid_image"
+
+
+class EmptyImageError(ImageError):
+    code = "empty_image"
+
+
+class CorruptImageError(ImageError):
+    """Truncated or damaged data of a known image format."""
+
+    code = "corrupt_image"
+
+
+class NotAnImageError(ImageError):
+    """The bytes are not any image format FaceGate reads."""
+
+    code = "not_an_image"
+
+
+class ImageTooLargeError(ImageError):
+    """The file is over the byte limit, or its pixel count is over the pixel limit
+    (a decompression bomb is refused before it is decoded)."""
+
+    code = "image_too_large"
+
+
+class ModelError(FaceGateError):
+    code = "model_error"
+
+
+class ModelNotFoundError(ModelError):
+    code = "model_not_found"
+
+
+class ModelChecksumError(ModelError):
+    """A weight file does not have the sha256 FaceGate was built against."""
+
+    code = "model_checksum_mismatch"
+
+
+class ModelMismatchError(ModelError):
+    """Two templates (or a template and a gallery) come from different models."""
+
+    code = "model_mismatch"
+
+
+class FaceError(FaceGateError):
+    code = "face_error"
+
+
+class NoFaceError(FaceError):
+    code = "no_face"
+
+
+class ManyFacesError(FaceError):
+    code = "many_faces"

@@ -1,0 +1,1 @@
+"""Accuracy measurement: metrics, protocols, reports."""

@@ -1,0 +1,42 @@
+"""ArcFace (InsightFace w600k MobileFaceNet) on onnxruntime: 512-d templates."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from facegate.alignment import align_arcface
+from facegate.detection.base import Detection
+from facegate.errors import FaceError
+from facegate.models import MODELS, onnx_session
+from facegate.recognition.base import Template, l2_normalise
+
+
+class ArcFaceRecognizer:
+    model_id = "arcface"
+    model_key = "arcface_mbf"
+    dimension = 512
+    input_size = 112
+
+    def __init__(self, intra_threads: int = 2) -> None:
+        self.session = onnx_session(self.model_key, intra_threads)
+        self.input_name = self.session.get_inputs()[0].name
+        self.model_sha256 = MODELS[self.model_key].sha256
+
+    def align(self, image: np.ndarray, detection: Detection) -> np.ndarray:
+        if detection.landmarks is None:
+            raise FaceError("ArcFace alignment needs 5 landmarks; this detector gave none")
+        return align_arcface(image, detection.landmarks, self.input_size)
+
+    def embed_aligned(self, crops: list[np.ndarray]) -> list[Template]:
+        if not crops:
+            return []
+        batch = np.stack(crops).astype(np.float32)
+        batch = ((batch - 127.5) / 127.5).transpose(0, 3, 1, 2)
+        vectors = np.concatenate(
+            [self.session.run(None, {self.input_name: batch[i : i + 1]})[0] for i in range(len(batch))]
+        )
+        normed, norms = l2_normalise(vectors.astype(np.float32))
+        return [
+            Template(vector=v, model_id=self.model_id, model_sha256=self.model_sha256, raw_norm=float(n))
+            for v, n in zip(normed, norms)
+        ]
