@@ -82,6 +82,7 @@ _SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
 )
 _UNSUPPORTED_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
 
+_SUPPORTED_TEXT = "JPEG, PNG, WebP, GIF, PGM/PPM, BMP, TIFF"
 _EXIF_ORIENTATION = 0x0112
 
 
@@ -110,6 +111,10 @@ def image_sha256(data: bytes) -> str:
 # --------------------------------------------------------------------------- formatting
 
 
+def _prefix(what: str) -> str:
+    return f"{what}: " if what else ""
+
+
 def _fmt_bytes(n: int) -> str:
     if n >= 1024 * 1024:
         return f"{n / (1024 * 1024):.1f} MiB"
@@ -127,14 +132,14 @@ def _fmt_pixels(n: int) -> str:
 def _too_many_pixels(size: tuple[int, int] | None, pixels: int, limits: ImageLimits, what: str) -> ImageTooLargeError:
     dims = f"{size[0]}x{size[1]} = " if size else ""
     return ImageTooLargeError(
-        f"{what}: image is {dims}{_fmt_pixels(pixels)}, over the limit of {_fmt_pixels(limits.max_pixels)} "
+        f"{_prefix(what)}image is {dims}{_fmt_pixels(pixels)}, over the limit of {_fmt_pixels(limits.max_pixels)} "
         "(FACEGATE_MAX_IMAGE_PIXELS); downscale it before sending"
     )
 
 
 def _too_many_bytes(size: int, limits: ImageLimits, what: str) -> ImageTooLargeError:
     return ImageTooLargeError(
-        f"{what}: file is {_fmt_bytes(size)}, over the limit of {_fmt_bytes(limits.max_bytes)} "
+        f"{_prefix(what)}file is {_fmt_bytes(size)}, over the limit of {_fmt_bytes(limits.max_bytes)} "
         "(FACEGATE_MAX_IMAGE_BYTES); downscale or recompress it"
     )
 
@@ -224,16 +229,16 @@ def _corrupt_or_not(data: bytes, what: str, exc: BaseException | None) -> ImageE
     detail = f" ({exc})" if exc is not None and str(exc) else ""
     if fmt == "HEIF/AVIF":
         return NotAnImageError(
-            f"{what}: HEIC/AVIF images are not supported; convert it to JPEG or PNG (on a phone: "
+            f"{_prefix(what)}HEIC/AVIF images are not supported; convert it to JPEG or PNG (on a phone: "
             "'Most compatible' camera format)"
         )
     if fmt is not None:
         return CorruptImageError(
-            f"{what}: the data starts like a {fmt} image but is truncated or damaged{detail}; "
+            f"{_prefix(what)}the data starts like a {fmt} image but is truncated or damaged{detail}; "
             "re-export or re-upload the original file"
         )
     return NotAnImageError(
-        f"{what}: not an image in a supported format ({', '.join(ALLOWED_FORMATS)}/PGM); "
+        f"{_prefix(what)}not an image in a supported format ({_SUPPORTED_TEXT}); "
         "check that the right file was sent"
     )
 
@@ -279,7 +284,7 @@ def _to_rgb_array(im: Image.Image) -> np.ndarray:
     return arr
 
 
-def decode_image(data: bytes, limits: ImageLimits | None = None, *, name: str = "image") -> np.ndarray:
+def decode_image(data: bytes, limits: ImageLimits | None = None, *, name: str = "") -> np.ndarray:
     """Decode image bytes to an HxWx3 RGB uint8 C-contiguous array.
 
     ``name`` only prefixes error messages (a file path, an upload's field name).
@@ -288,20 +293,24 @@ def decode_image(data: bytes, limits: ImageLimits | None = None, *, name: str = 
     limits = limits or ImageLimits.from_settings()
     data = bytes(data) if not isinstance(data, bytes) else data
     if not data:
-        raise EmptyImageError(f"{name}: image data is empty (0 bytes)")
+        raise EmptyImageError(f"{_prefix(name)}image data is empty (0 bytes)")
     if len(data) > limits.max_bytes:
         raise _too_many_bytes(len(data), limits, name)
 
-    # Pillow warns (then errors at 2x) over Image.MAX_IMAGE_PIXELS. Make the warning an
-    # error for this call only (the global filter and MAX_IMAGE_PIXELS stay untouched);
-    # our own, usually lower, limit is checked from the header right after open().
+    # Pillow warns (then errors at 2x) over Image.MAX_IMAGE_PIXELS (~89 MP). Make the
+    # warning an error for this call only (MAX_IMAGE_PIXELS stays untouched); our own,
+    # usually lower, limit is checked from the header right after open(), before load().
+    # Consequence: a max_pixels above Pillow's limit is capped at ~89 MP, which no face
+    # photo needs. catch_warnings is not thread-safe before Python 3.14: concurrent calls
+    # can leave the "error" filter for DecompressionBombWarning installed process-wide,
+    # which is harmless here (it is the behaviour we want anyway).
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             im = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
             w, h = im.size
             if w <= 0 or h <= 0:
-                raise CorruptImageError(f"{name}: image header says {w}x{h}; the file is damaged")
+                raise CorruptImageError(f"{_prefix(name)}image header says {w}x{h}; the file is damaged")
             if w * h > limits.max_pixels:
                 raise _too_many_pixels((w, h), w * h, limits, name)
             im.load()  # first frame only for GIF/WebP/MPO/TIFF
@@ -325,7 +334,7 @@ def decode_image(data: bytes, limits: ImageLimits | None = None, *, name: str = 
             raise _too_many_pixels(size, pixels, limits, name) from None
         except MemoryError:
             raise ImageTooLargeError(
-                f"{name}: not enough memory to decode this image; downscale it before sending"
+                f"{_prefix(name)}not enough memory to decode this image; downscale it before sending"
             ) from None
         except UnidentifiedImageError:
             raise _corrupt_or_not(data, name, None) from None

