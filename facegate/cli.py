@@ -63,26 +63,36 @@ def _engine(model: str, detector: str):
 
 
 @app.command()
-def models() -> None:
+def models(as_json: bool = typer.Option(False, "--json", help="Print JSON with the full licence texts.")) -> None:
     """List the models FaceGate can use, where they are, their licence, and check their checksums."""
     from facegate.models.registry import BUILTIN_MODELS, MODELS, verified_path
 
-    table = Table(title="FaceGate models")
-    for col in ("key", "role", "file", "licence", "sha256"):
-        table.add_column(col, overflow="fold")
-    failed = False
+    rows = []
     for spec in MODELS.values():
         try:
             verified_path(spec.key)
-            status = f"[green]ok[/] {spec.sha256[:12]}"
+            status = "ok"
         except FaceGateError as exc:
-            status = f"[red]{exc.code}[/]"
-            failed = True
-        table.add_row(spec.key, spec.role, f"{spec.package}/{spec.resource}", spec.licence, status)
+            status = exc.code
+        rows.append(
+            {"key": spec.key, "role": spec.role, "file": f"{spec.package}/{spec.resource}", "licence": spec.licence,
+             "commercial_use": spec.commercial_use, "sha256": spec.sha256, "checksum": status}
+        )
     for key, (description, licence) in BUILTIN_MODELS.items():
-        table.add_row(key, "detector", description, licence, "built in")
-    out.print(table)
-    if failed:
+        rows.append({"key": key, "role": "detector", "file": description, "licence": licence,
+                     "commercial_use": True, "sha256": None, "checksum": "built in"})
+    if as_json:
+        out.print_json(json.dumps(rows))
+    else:
+        table = Table(title="FaceGate models")
+        for col in ("key", "role", "use", "checksum", "licence"):
+            table.add_column(col, overflow="fold")
+        for row in rows:
+            use = "[green]commercial OK[/]" if row["commercial_use"] else "[yellow]research only[/]"
+            check = row["checksum"] if row["checksum"] != "ok" else f"ok {row['sha256'][:12]}"
+            table.add_row(row["key"], row["role"], use, check, row["licence"])
+        out.print(table)
+    if any(r["checksum"] not in ("ok", "built in") for r in rows):
         raise typer.Exit(code=1)
 
 
