@@ -18,6 +18,12 @@ from facegate.errors import FaceGateError
 app = typer.Typer(help="FaceGate: face detection, verification and identification.", no_args_is_help=True)
 eval_app = typer.Typer(help="Measure accuracy on benchmarks and your own data.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+gallery_app = typer.Typer(help="Create and inspect galleries.", no_args_is_help=True)
+app.add_typer(gallery_app, name="gallery")
+key_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app.add_typer(key_app, name="key")
+db_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 console = Console(stderr=True)
 out = Console()
@@ -154,23 +160,25 @@ def compare(
     image2: Path,
     model: str = ModelOption,
     detector: str = DetectorOption,
+    far: float = typer.Option(1e-4, "--far", help="Target false-accept rate per comparison."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Are these two photos the same person? Similarity, threshold and decision."""
-    from facegate.calibration import default_threshold
+    from facegate.calibration import default_calibration
     from facegate.imaging import load_image
 
     with clear_errors():
         engine = _engine(model, detector)
         faces = [engine.main_face(load_image(p), fallback=False) for p in (image1, image2)]
         score = engine.compare(faces[0].template, faces[1].template)
-        calibration = default_threshold(engine.model_id)
-        same = score >= calibration.threshold
+        calibration = default_calibration(engine.model_id)
+        threshold = calibration.verify_threshold(far)
+        same = score >= threshold
         result = {
             "similarity": round(score, 4),
-            "threshold": round(calibration.threshold, 4),
-            "target_far": calibration.far,
-            "calibration": calibration.source,
+            "threshold": round(threshold, 4),
+            "target_far": far,
+            "calibration": f"{calibration.name}: {calibration.source}",
             "decision": "same person" if same else "different people",
             "match": same,
             "model": engine.model_id,
@@ -181,8 +189,8 @@ def compare(
         else:
             colour = "green" if same else "red"
             out.print(
-                f"similarity {score:.4f}, threshold {calibration.threshold:.4f} (FAR {calibration.far:g}, "
-                f"{calibration.source}): [bold {colour}]{result['decision']}[/]"
+                f"similarity {score:.4f}, threshold {threshold:.4f} (FAR {far:g}, calibration "
+                f"{result['calibration']}): [bold {colour}]{result['decision']}[/]"
             )
 
 
@@ -227,6 +235,7 @@ def eval_lfw(
     pairs_file: str = typer.Option("pairs.txt", "--pairs-file", help="pairs.txt (View 2) or pairsDevTest.txt."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full report as JSON."),
     scores_out: Optional[Path] = typer.Option(None, "--scores", help="Write per-pair scores as CSV."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Embeddings cache (.npz) to reuse or create."),
 ) -> None:
     """LFW View 2: 10-fold accuracy (threshold from the other 9 folds), AUC, EER, TAR@FAR."""
     from facegate.evaluation.verification import evaluate_lfw, lfw_image_count
@@ -234,7 +243,7 @@ def eval_lfw(
     with clear_errors():
         engine = _engine(model, detector)
         with progress_bar(f"LFW {model}", lfw_image_count(data, pairs_file)) as advance:
-            report, result = evaluate_lfw(engine, data, pairs_file, on_progress=advance)
+            report, result = evaluate_lfw(engine, data, pairs_file, on_progress=advance, cache=cache)
         kfold = report.get("kfold", {})
         table = Table(title=f"LFW {pairs_file}: {model} + {detector}")
         table.add_column("metric")
@@ -307,6 +316,133 @@ def demo(model: str = ModelOption) -> None:
             image = load_image(root / name)
             faces = engine.analyze(image)
             out.print(f"{name} ({image.shape[1]}x{image.shape[0]}): {len(faces)} face(s) found")
+
+
+def _service():
+    from facegate.gallery.service import GalleryService
+
+    return GalleryService()
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    workers_threads: int = typer.Option(8, "--threads", help="Worker threads for requests."),
+) -> None:
+    """Start the REST API (docs at /docs). Prints a first admin key on the very first start."""
+    import anyio.to_thread
+    import uvicorn
+
+    from facegate.api import create_app
+
+    with clear_errors():
+        service = _service()
+        if not service.has_any_api_key():
+            key = service.create_api_key("first admin", ["admin"])
+            out.print(
+                "[bold]First start: an admin API key was created. It is shown only now; keep it safe:[/]\n"
+                f"  {key.secret}\n"
+                "Send it in the X-API-Key header. Make more with 'facegate key create'."
+            )
+        out.print(f"database: {service.db.dialect.name}; data folder: {service.settings.data_dir.resolve()}")
+        out.print(f"FaceGate API on http://{host}:{port}/api/v1 (docs: http://{host}:{port}/docs)")
+        app_ = create_app(service)
+
+        @app_.on_event("startup")
+        async def _threads() -> None:
+            anyio.to_thread.current_default_thread_limiter().total_tokens = workers_threads
+
+        uvicorn.run(app_, host=host, port=port, log_level="info")
+
+
+@gallery_app.command("create")
+def gallery_create(
+    name: str,
+    model: str = ModelOption,
+    detector: str = DetectorOption,
+    verify_far: float = typer.Option(1e-4, "--verify-far", help="False-accept rate per verification."),
+    identify_fpir: float = typer.Option(1e-3, "--identify-fpir", help="False-positive identification rate per search."),
+    store_crops: bool = typer.Option(False, "--store-crops", help="Keep aligned face crops beside templates."),
+) -> None:
+    """Create a gallery bound to one recognition model."""
+    from facegate.gallery.schemas import GallerySettings
+
+    with clear_errors():
+        settings = GallerySettings(verify_far=verify_far, identify_fpir=identify_fpir, store_crops=store_crops)
+        gallery = _service().create_gallery(name, model, detector, settings)
+        out.print_json(gallery.model_dump_json())
+
+
+@gallery_app.command("list")
+def gallery_list() -> None:
+    """List galleries with their model and size."""
+    with clear_errors():
+        service = _service()
+        table = Table(title="galleries")
+        for col in ("name", "model", "detector", "subjects", "templates", "verify FAR", "identify FPIR"):
+            table.add_column(col)
+        cursor = None
+        while True:
+            page = service.list_galleries(cursor, 100)
+            for g in page.items:
+                table.add_row(g.name, g.model_id, g.detector, str(g.subjects), str(g.templates),
+                              f"{g.settings.verify_far:g}", f"{g.settings.identify_fpir:g}")
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        out.print(table)
+
+
+@key_app.command("create")
+def key_create(
+    name: str = typer.Option(..., "--name", help="Who or what the key is for."),
+    scopes: str = typer.Option("recognize", "--scopes", help="Comma-separated: admin, enroll, recognize."),
+    gallery: Optional[str] = typer.Option(None, "--gallery", help="Bind the key to one gallery."),
+) -> None:
+    """Create an API key; the secret is printed once and only its hash is stored."""
+    with clear_errors():
+        key = _service().create_api_key(name, [s.strip() for s in scopes.split(",") if s.strip()], gallery)
+        out.print(f"API key {key.id} ({', '.join(key.scopes)}{', gallery ' + key.gallery if key.gallery else ''}):")
+        out.print(key.secret)
+        console.print("This secret is shown once; store it now.")
+
+
+@key_app.command("list")
+def key_list() -> None:
+    with clear_errors():
+        for key in _service().list_api_keys():
+            state = "revoked" if key.revoked else "active"
+            out.print(f"{key.id}\tfg_{key.prefix}_…\t{','.join(key.scopes)}\t{key.gallery or '*'}\t{state}\t{key.name}")
+
+
+@key_app.command("revoke")
+def key_revoke(key_id: int) -> None:
+    with clear_errors():
+        _service().revoke_api_key(key_id)
+        out.print(f"API key {key_id} revoked")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Migrate the configured database up to a revision (default: head)."""
+    from facegate.config import get_settings
+    from facegate.storage.db import default_database_url, upgrade
+
+    settings = get_settings()
+    upgrade(settings.database_url or default_database_url(settings.data_dir), revision)
+    out.print(f"database at {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str = typer.Argument("base")) -> None:
+    """Migrate the configured database down to a revision (default: base, an empty schema)."""
+    from facegate.config import get_settings
+    from facegate.storage.db import default_database_url, downgrade
+
+    settings = get_settings()
+    downgrade(settings.database_url or default_database_url(settings.data_dir), revision)
+    out.print(f"database at {revision}")
 
 
 if __name__ == "__main__":

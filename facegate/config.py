@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     min_face_size: int = 20
     # Recognition.
     recognition_model: str = "arcface"
+    # Storage: empty means a SQLite file under data_dir; a postgresql:// URL uses pgvector.
+    database_url: str = ""
+    # Identification switches from exact search to the approximate index at this size.
+    ann_min_templates: int = 20_000
+    # HTTP.
+    max_upload_bytes: int = 25 * 1024 * 1024
 
 
 @lru_cache(maxsize=1)

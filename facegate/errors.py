@@ -75,3 +75,27 @@ class NoFaceError(FaceError):
 
 class ManyFacesError(FaceError):
     code = "many_faces"
+
+
+class NotFoundError(FaceGateError):
+    """A gallery, subject, face or key that does not exist (or is not yours to see)."""
+
+    code = "not_found"
+
+
+class ConflictError(FaceGateError):
+    """The request clashes with what is stored (an id already taken, a model mismatch)."""
+
+    code = "conflict"
+
+
+class InvalidRequestError(FaceGateError):
+    code = "invalid_request"
+
+
+class AuthenticationError(FaceGateError):
+    code = "unauthenticated"
+
+
+class PermissionDeniedError(FaceGateError):
+    code = "forbidden"

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from facegate.engine import FaceEngine
+from facegate.evaluation.datasets import LabelledImage, embed_dataset
 from facegate.evaluation.lfw import read_pairs
 from facegate.evaluation.metrics import summary
-from facegate.evaluation.pairs import PairScores, score_pairs
+from facegate.evaluation.pairs import PairScores
 
 
 def lfw_image_count(lfw_dir: Path, pairs_file: str = "pairs.txt") -> int:
@@ -23,14 +25,37 @@ def evaluate_lfw(
     lfw_dir: Path,
     pairs_file: str = "pairs.txt",
     on_progress: Callable[[], None] | None = None,
+    cache: Path | None = None,
 ) -> tuple[dict, PairScores]:
-    """The official View 2 protocol: 10 folds, each fold's threshold chosen on the other 9."""
+    """The official View 2 protocol: 10 folds, each fold's threshold chosen on the other 9.
+
+    Each image is embedded once (optionally through an ``.npz`` cache that may hold more
+    images, such as all of LFW embedded for calibration).
+    """
     pairs = read_pairs(lfw_dir, pairs_file)
-    result = score_pairs(
-        engine, [(p.path1, p.path2) for p in pairs], [p.same for p in pairs], on_progress=on_progress
+    unique = list(dict.fromkeys(p for pair in pairs for p in (pair.path1, pair.path2)))
+    embedded = embed_dataset(
+        engine, [LabelledImage(p, p.parent.name) for p in unique], on_progress=on_progress, cache=cache
     )
-    folds = np.array([p.fold for p in pairs])
-    report = summary(result.scores, result.labels, folds)
+    row = {Path(p): i for i, p in enumerate(embedded.paths)}
+    vectors = embedded.vectors
+    scores = np.array(
+        [float(vectors[row[p.path1]] @ vectors[row[p.path2]]) for p in pairs], dtype=np.float64
+    )
+    unreadable = embedded.fallbacks == "unreadable"
+    for i, p in enumerate(pairs):
+        if unreadable[row[p.path1]] or unreadable[row[p.path2]]:
+            scores[i] = -1.0
+    labels = np.array([p.same for p in pairs], dtype=np.int64)
+    fallbacks = Counter(str(f) for f in embedded.fallbacks if f)
+    result = PairScores(
+        scores=scores,
+        labels=labels,
+        fallbacks=fallbacks,
+        images=len(unique),
+        unreadable=[p for p, bad in zip(embedded.paths, unreadable) if bad],
+    )
+    report = summary(scores, labels, np.array([p.fold for p in pairs]))
     report.update(
         {
             "benchmark": f"LFW {pairs_file}",
@@ -38,7 +63,7 @@ def evaluate_lfw(
             "model_sha256": engine.recognizer.model_sha256,
             "detector": engine.detector_name,
             "images": result.images,
-            "fallbacks": dict(result.fallbacks),
+            "fallbacks": dict(fallbacks),
             "unreadable": result.unreadable,
         }
     )

@@ -1,0 +1,36 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import FastAPI, Request
+
+from facegate import __version__
+from facegate.api import errors
+from facegate.api.routes import router
+from facegate.gallery.service import GalleryService
+
+
+def create_app(service: GalleryService | None = None) -> FastAPI:
+    """Build the app around one service (created from the settings when not given)."""
+    app = FastAPI(
+        title="FaceGate",
+        version=__version__,
+        description="Face enrollment, 1:1 verification and 1:N identification with calibrated thresholds.",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.service = service or GalleryService()
+    errors.install(app)
+
+    @app.middleware("http")
+    async def request_id(request: Request, call_next):
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request.state.request_id = rid[:64]
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = request.state.request_id
+        return response
+
+    app.include_router(router)
+    return app

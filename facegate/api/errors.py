@@ -1,0 +1,68 @@
+"""Errors as RFC 9457 problem+json, with a message a person can act on."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from facegate import errors as e
+
+STATUS = {
+    e.AuthenticationError: 401,
+    e.PermissionDeniedError: 403,
+    e.NotFoundError: 404,
+    e.ConflictError: 409,
+    e.ModelMismatchError: 409,
+    e.ImageTooLargeError: 413,
+    e.ImageError: 422,
+    e.FaceError: 422,
+    e.InvalidRequestError: 400,
+    e.ModelError: 500,
+}
+
+
+def status_for(exc: e.FaceGateError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
+
+
+def problem(request: Request, status: int, code: str, title: str, detail: str, **extra) -> JSONResponse:
+    body = {
+        "type": f"https://facegate.local/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "instance": str(request.url.path),
+        "request_id": getattr(request.state, "request_id", ""),
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(e.FaceGateError)
+    async def facegate_error(request: Request, exc: e.FaceGateError) -> JSONResponse:
+        status = status_for(exc)
+        headers_extra = {}
+        response = problem(request, status, exc.code, type(exc).__name__, exc.message, **headers_extra)
+        if status == 401:
+            response.headers["WWW-Authenticate"] = "ApiKey"
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        issues = [
+            {"field": ".".join(str(p) for p in err.get("loc", [])), "message": err.get("msg", "")}
+            for err in exc.errors()
+        ]
+        detail = "; ".join(f"{i['field']}: {i['message']}" for i in issues)
+        return problem(request, 422, "validation_error", "Invalid request", detail, errors=issues)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(request, exc.status_code, f"http_{exc.status_code}", "HTTP error", str(exc.detail))

@@ -1,0 +1,174 @@
+"""Typed results of the gallery service: what the API returns and the CLI prints."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class GallerySettings(BaseModel):
+    """Per-gallery policy. Rates are the error rates the organisation accepts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verify_far: float = Field(1e-4, gt=0, le=0.1, description="False-accept rate per 1:1 verification.")
+    identify_fpir: float = Field(
+        1e-3, gt=0, le=0.1, description="False-positive identification rate for a whole 1:N search."
+    )
+    store_crops: bool = Field(False, description="Keep the aligned face crop beside each template.")
+    max_templates_per_subject: int = Field(20, ge=1, le=1000)
+    reject_cross_matches: bool = Field(
+        True, description="Refuse an enrollment photo that matches another subject (else only flag it)."
+    )
+    min_quality: float = Field(0.5, ge=0, le=1, description="Minimum overall quality to enroll a face.")
+    calibration: str = Field("default", description="Name of the calibration the thresholds come from.")
+
+
+class GalleryOut(BaseModel):
+    id: int
+    name: str
+    model_id: str
+    model_sha256: str
+    detector: str
+    settings: GallerySettings
+    created_at: dt.datetime
+    subjects: int = 0
+    templates: int = 0
+
+
+class SubjectIn(BaseModel):
+    external_id: str = Field(..., min_length=1, max_length=200)
+    display_name: str = Field("", max_length=300)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class SubjectUpdate(BaseModel):
+    display_name: str | None = Field(None, max_length=300)
+    attributes: dict[str, Any] | None = None
+
+
+class SubjectOut(BaseModel):
+    external_id: str
+    display_name: str
+    attributes: dict[str, Any]
+    templates: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class FaceOut(BaseModel):
+    id: int
+    subject_external_id: str
+    model_id: str
+    quality: float
+    source_sha256: str
+    box: list[float]
+    has_crop: bool
+    created_at: dt.datetime
+
+
+class Page(BaseModel):
+    items: list[Any]
+    next_cursor: str | None = None
+
+
+class DetectedFace(BaseModel):
+    box: list[float]
+    score: float
+    landmarks: list[list[float]] | None
+    quality: dict[str, Any]
+
+
+EnrollStatus = Literal["accepted", "rejected", "skipped"]
+
+
+class EnrollItem(BaseModel):
+    image: str
+    status: EnrollStatus
+    reason: str = ""
+    code: str = ""
+    template_id: int | None = None
+    quality: float | None = None
+    matches_subject: str | None = None
+    match_score: float | None = None
+
+
+class EnrollReport(BaseModel):
+    subject: str
+    created_subject: bool
+    accepted: int
+    rejected: int
+    skipped: int
+    items: list[EnrollItem]
+
+
+class ThresholdInfo(BaseModel):
+    threshold: float
+    target_rate: float
+    rate_kind: Literal["far_per_comparison", "fpir_per_search"]
+    per_comparison_far: float
+    calibration: str
+    resolvable: bool = Field(description="False when the rate is below what the calibration sample can show.")
+
+
+class VerifyResult(BaseModel):
+    decision_id: int
+    subject: str
+    match: bool
+    score: float
+    threshold: ThresholdInfo
+    face: DetectedFace
+    faces_in_image: int
+    templates_compared: int
+
+
+class Candidate(BaseModel):
+    subject: str
+    display_name: str
+    score: float
+
+
+class IdentifiedFace(BaseModel):
+    face: DetectedFace
+    decision: Literal["match", "unknown"]
+    subject: str | None
+    display_name: str | None = None
+    score: float | None
+    candidates: list[Candidate]
+
+
+class IdentifyResult(BaseModel):
+    decision_id: int
+    faces: list[IdentifiedFace]
+    threshold: ThresholdInfo
+    gallery_templates: int
+
+
+class ApiKeyOut(BaseModel):
+    id: int
+    prefix: str
+    name: str
+    scopes: list[str]
+    gallery: str | None
+    created_at: dt.datetime
+    revoked: bool
+
+
+class ApiKeyCreated(ApiKeyOut):
+    secret: str = Field(description="Shown once: only its hash is stored.")
+
+
+class DecisionOut(BaseModel):
+    id: int
+    kind: str
+    outcome: str
+    subject: str | None
+    score: float | None
+    threshold: float | None
+    target_rate: float | None
+    calibration: str
+    request_id: str
+    details: dict[str, Any]
+    created_at: dt.datetime

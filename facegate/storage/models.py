@@ -1,0 +1,191 @@
+"""The database schema (SQLAlchemy 2.0 typed models). Alembic migrations mirror it.
+
+Templates are stored as raw float32 bytes on SQLite and as pgvector ``vector`` on
+PostgreSQL (see :class:`VectorType`), so the same models serve both backends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator, UserDefinedType
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class _PgVector(UserDefinedType):
+    """pgvector's ``vector`` without a fixed dimension (galleries of different models share
+    the table; HNSW indexes are per model on ``vector::vector(dim)``)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "vector"
+
+    def bind_processor(self, dialect):
+        def process(value):
+            if value is None:
+                return None
+            return "[" + ",".join(f"{float(x):.7g}" for x in np.asarray(value).ravel()) + "]"
+
+        return process
+
+    def result_processor(self, dialect, coltype):
+        def process(value):
+            if value is None:
+                return None
+            if isinstance(value, str):
+                return np.array(value.strip("[]").split(","), dtype=np.float32)
+            return np.asarray(value, dtype=np.float32)
+
+        return process
+
+
+class VectorType(TypeDecorator):
+    """A float32 vector: pgvector on PostgreSQL, little-endian bytes elsewhere."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(_PgVector())
+        return dialect.type_descriptor(LargeBinary())
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        array = np.asarray(value, dtype="<f4").ravel()
+        return array if dialect.name == "postgresql" else array.tobytes()
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if dialect.name == "postgresql":
+            return np.asarray(value, dtype=np.float32)
+        return np.frombuffer(value, dtype="<f4").copy()
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+
+
+class Gallery(Base):
+    """An organisation's set of people, bound to one recognition model."""
+
+    __tablename__ = "galleries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    model_id: Mapped[str] = mapped_column(String(50))
+    model_sha256: Mapped[str] = mapped_column(String(64))
+    detector: Mapped[str] = mapped_column(String(50), default="scrfd")
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    subjects: Mapped[list["Subject"]] = relationship(back_populates="gallery", cascade="all, delete-orphan")
+
+
+class ApiKey(Base):
+    """A hashed API key; the secret is shown once, at creation."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    gallery_id: Mapped[int | None] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Subject(Base):
+    """A person in a gallery, known by the organisation's own id (a student number)."""
+
+    __tablename__ = "subjects"
+    __table_args__ = (UniqueConstraint("gallery_id", "external_id", name="uq_subject_external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gallery_id: Mapped[int] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"), index=True)
+    external_id: Mapped[str] = mapped_column(String(200))
+    display_name: Mapped[str] = mapped_column(String(300), default="")
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    gallery: Mapped[Gallery] = relationship(back_populates="subjects")
+    templates: Mapped[list["FaceTemplate"]] = relationship(back_populates="subject", cascade="all, delete-orphan")
+
+
+class FaceTemplate(Base):
+    __tablename__ = "face_templates"
+    __table_args__ = (
+        UniqueConstraint("subject_id", "source_sha256", name="uq_template_subject_source"),
+        Index("ix_face_templates_gallery_model", "gallery_id", "model_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gallery_id: Mapped[int] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"))
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), index=True)
+    model_id: Mapped[str] = mapped_column(String(50))
+    model_sha256: Mapped[str] = mapped_column(String(64))
+    vector: Mapped[np.ndarray] = mapped_column(VectorType())
+    quality: Mapped[float] = mapped_column(Float, default=0.0)
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    box: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    subject: Mapped[Subject] = relationship(back_populates="templates")
+    crop: Mapped["FaceCrop | None"] = relationship(back_populates="template", cascade="all, delete-orphan", uselist=False)
+
+
+class FaceCrop(Base):
+    """The aligned face crop (JPEG), kept only when the gallery's ``store_crops`` is on."""
+
+    __tablename__ = "face_crops"
+
+    template_id: Mapped[int] = mapped_column(ForeignKey("face_templates.id", ondelete="CASCADE"), primary_key=True)
+    jpeg: Mapped[bytes] = mapped_column(LargeBinary)
+
+    template: Mapped[FaceTemplate] = relationship(back_populates="crop")
+
+
+class Decision(Base):
+    """Every verify / identify / enroll outcome, with the threshold and calibration it used."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_gallery_time", "gallery_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gallery_id: Mapped[int] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[str] = mapped_column(String(30))
+    subject_external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    target_rate: Mapped[float | None] = mapped_column(Float, nullable=True)
+    calibration: Mapped[str] = mapped_column(Text, default="")
+    request_id: Mapped[str] = mapped_column(String(64), default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
