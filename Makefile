@@ -15,10 +15,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Until the server lands, `make run` runs the CLI on a photo that ships with the models.
+# The server on http://127.0.0.1:8000 with a SQLite file under $(FACEGATE_DATA_DIR) (default ./data).
 run: $(STAMP)
 	$(VENV)/bin/facegate models
-	$(VENV)/bin/facegate demo
+	$(VENV)/bin/facegate serve --host 127.0.0.1 --port 8000
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -42,8 +42,8 @@ class Calibration:
 
     @property
     def min_far(self) -> float:
-        """Below this rate the sample holds too few impostors to measure a threshold."""
-        return 1.0 / max(self.impostor_pairs, 1)
+        """Below this rate the threshold is extrapolated, not measured."""
+        return float(self.fars[-1])
 
     def threshold_at(self, far: float) -> float:
         """Threshold for a per-comparison false-accept rate, interpolated in log(FAR).
@@ -60,7 +60,9 @@ class Calibration:
             return float(self.thresholds[0])
         if target <= log_fars[-1]:
             # Extrapolate with the slope of the last measured decade, never looser.
-            slope = (self.thresholds[-1] - self.thresholds[-2]) / (log_fars[-2] - log_fars[-1])
+            anchor = int(np.searchsorted(-log_fars, -(log_fars[-1] + 1.0)))
+            anchor = min(anchor, len(log_fars) - 2)
+            slope = (self.thresholds[-1] - self.thresholds[anchor]) / (log_fars[anchor] - log_fars[-1])
             return float(self.thresholds[-1] + max(slope, 0.0) * (log_fars[-1] - target))
         return float(np.interp(-target, -log_fars, np.array(self.thresholds)))
 
@@ -136,9 +138,17 @@ def threshold_table(impostors: np.ndarray, fars: tuple[float, ...] = CALIBRATION
 
 
 def calibrate_from_impostors(
-    impostors: np.ndarray, model_id: str, model_sha256: str, source: str, name: str = "default"
+    impostors: np.ndarray,
+    model_id: str,
+    model_sha256: str,
+    source: str,
+    name: str = "default",
+    min_far: float = 0.0,
 ) -> Calibration:
-    fars, thresholds = threshold_table(impostors)
+    """``min_far`` stops the table where the sample's tail stops being trustworthy (on LFW,
+    below 1e-5 the highest 'impostor' scores are label noise: one person filed under two
+    names, or a mislabelled photo); rates below it are extrapolated."""
+    fars, thresholds = threshold_table(impostors, tuple(f for f in CALIBRATION_FARS if f >= min_far * 0.999))
     if len(fars) < 2:
         raise ValueError(f"{len(impostors)} impostor pairs are too few to calibrate (need at least 100)")
     return Calibration(

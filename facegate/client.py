@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any, Iterator, Sequence
+from urllib.parse import quote
 
 import httpx
 
@@ -40,6 +41,11 @@ class FaceGateAPIError(Exception):
         self.detail = problem.get("detail", "")
         self.request_id = problem.get("request_id", "")
         super().__init__(f"{status} {self.code}: {self.detail}")
+
+
+def _seg(value: str) -> str:
+    """A subject id as one URL path segment: "#", "?", "%" and spaces must not end or split the path."""
+    return quote(str(value), safe="")
 
 
 def _photo(photo: PhotoArg, index: int = 0) -> tuple[str, bytes]:
@@ -127,20 +133,20 @@ class FaceGateClient:
         return [SubjectOut(**s) for s in self._pages(f"/galleries/{gallery}/subjects", limit=page_size)]
 
     def subject(self, gallery: str, external_id: str) -> SubjectOut:
-        return SubjectOut(**self._call("GET", f"/galleries/{gallery}/subjects/{external_id}"))
+        return SubjectOut(**self._call("GET", f"/galleries/{gallery}/subjects/{_seg(external_id)}"))
 
     def update_subject(self, gallery: str, external_id: str, display_name: str | None = None, attributes: dict | None = None) -> SubjectOut:
         body = {k: v for k, v in {"display_name": display_name, "attributes": attributes}.items() if v is not None}
-        return SubjectOut(**self._call("PATCH", f"/galleries/{gallery}/subjects/{external_id}", json=body))
+        return SubjectOut(**self._call("PATCH", f"/galleries/{gallery}/subjects/{_seg(external_id)}", json=body))
 
     def delete_subject(self, gallery: str, external_id: str) -> dict:
-        return self._call("DELETE", f"/galleries/{gallery}/subjects/{external_id}")
+        return self._call("DELETE", f"/galleries/{gallery}/subjects/{_seg(external_id)}")
 
     def faces(self, gallery: str, external_id: str) -> list[FaceOut]:
-        return [FaceOut(**f) for f in self._pages(f"/galleries/{gallery}/subjects/{external_id}/faces")]
+        return [FaceOut(**f) for f in self._pages(f"/galleries/{gallery}/subjects/{_seg(external_id)}/faces")]
 
     def delete_face(self, gallery: str, external_id: str, face_id: int) -> None:
-        self._call("DELETE", f"/galleries/{gallery}/subjects/{external_id}/faces/{face_id}")
+        self._call("DELETE", f"/galleries/{gallery}/subjects/{_seg(external_id)}/faces/{face_id}")
 
     # -- recognition ----------------------------------------------------------------------
     def enroll(
@@ -161,12 +167,12 @@ class FaceGateClient:
             data["attributes"] = json.dumps(attributes)
         if face_index is not None:
             data["face_index"] = str(face_index)
-        return EnrollReport(**self._call("POST", f"/galleries/{gallery}/subjects/{external_id}/enroll", files=files, data=data))
+        return EnrollReport(**self._call("POST", f"/galleries/{gallery}/subjects/{_seg(external_id)}/enroll", files=files, data=data))
 
     def verify(self, gallery: str, external_id: str, photo: PhotoArg, far: float | None = None) -> VerifyResult:
         data = {"far": str(far)} if far else {}
         return VerifyResult(
-            **self._call("POST", f"/galleries/{gallery}/subjects/{external_id}/verify", files={"file": _photo(photo)}, data=data)
+            **self._call("POST", f"/galleries/{gallery}/subjects/{_seg(external_id)}/verify", files={"file": _photo(photo)}, data=data)
         )
 
     def identify(self, gallery: str, photo: PhotoArg, top_k: int = 5, fpir: float | None = None) -> IdentifyResult:

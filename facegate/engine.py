@@ -96,7 +96,7 @@ class FaceEngine:
     # -- detection ------------------------------------------------------------------------
     def detect(self, image: np.ndarray, score_threshold: float | None = None) -> list[Detection]:
         found = self.detector.detect(image, score_threshold)
-        if self.model_id == "arcface":
+        if self.model_id.startswith("arcface"):
             for det in found:
                 if det.landmarks is None:
                     det.landmarks = self._arcface_points_from_dlib(image, det.box)
@@ -131,7 +131,7 @@ class FaceEngine:
         h, w = image.shape[:2]
         box = central_box(h, w)
         landmarks = None
-        if self.model_id == "arcface":
+        if self.model_id.startswith("arcface"):
             side = box[2] - box[0]
             landmarks = (ARCFACE_TEMPLATE / 112.0 * side + box[:2]).astype(np.float32)
         return Detection(box=box, score=0.0, landmarks=landmarks, detector="center_crop")

@@ -63,6 +63,19 @@ def install(app: FastAPI) -> None:
         detail = "; ".join(f"{i['field']}: {i['message']}" for i in issues)
         return problem(request, 422, "validation_error", "Invalid request", detail, errors=issues)
 
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        # Runs outside the request-id middleware (Starlette's server-error layer): set the header
+        # here. Starlette re-raises after this response and the server then drops the connection,
+        # so tell the client not to reuse it (else its next request meets a reset connection).
+        response = problem(
+            request, 500, "internal_error", "Internal server error",
+            "the server failed to handle this request; quote the request id when reporting it",
+        )
+        response.headers["X-Request-ID"] = getattr(request.state, "request_id", "")
+        response.headers["Connection"] = "close"
+        return response
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem(request, exc.status_code, f"http_{exc.status_code}", "HTTP error", str(exc.detail))

@@ -21,7 +21,8 @@ class ScrfdDetector:
     The network is fully convolutional, so the input size is chosen per image: the image is
     letterboxed (top-left, no distortion) into a square whose side follows the image, between
     ``min_side`` and ``max_side``. Upscaling a 250 px photo to 640 px makes its face larger
-    than the detector's biggest anchors and loses it; a tiny image (ORL, 92x112) is
+    than the detector's biggest anchors and loses it (on LFW, ArcFace pairs measured 99.62%
+    10-fold accuracy at a 256 input, 99.60% at 320); a tiny image (ORL, 92x112) is
     upscaled to ``min_side`` so its face lands in the anchors' range. A face that fills
     the whole frame (ID-style crops) has no context around it, so when nothing is found the
     image is padded and searched once more.
@@ -35,7 +36,7 @@ class ScrfdDetector:
         score_threshold: float = 0.65,
         nms_threshold: float = 0.4,
         min_face_size: int = 20,
-        min_side: int = 320,
+        min_side: int = 256,
         max_side: int = 640,
         small_face_side: int = 1280,
         intra_threads: int = 2,

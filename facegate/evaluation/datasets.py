@@ -107,8 +107,8 @@ def embed_dataset(
     """One template per image (its main face, with the engine's documented fall-backs)."""
     if cache is not None and cache.exists():
         cached = EmbeddedSet.load(cache)
-        index = {p: i for i, p in enumerate(cached.paths)}
-        wanted = [index.get(str(i.path)) for i in items]
+        index = {str(Path(p).resolve()): i for i, p in enumerate(cached.paths)}
+        wanted = [index.get(str(i.path.resolve())) for i in items]
         if cached.model_sha256 == engine.model_sha256 and None not in wanted:
             return cached.subset(np.array(wanted, dtype=np.int64))
     vectors = np.zeros((len(items), engine.recognizer.dimension), dtype=np.float32)

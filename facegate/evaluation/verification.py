@@ -37,15 +37,13 @@ def evaluate_lfw(
     embedded = embed_dataset(
         engine, [LabelledImage(p, p.parent.name) for p in unique], on_progress=on_progress, cache=cache
     )
-    row = {Path(p): i for i, p in enumerate(embedded.paths)}
+    row = {Path(p).resolve(): i for i, p in enumerate(embedded.paths)}
     vectors = embedded.vectors
-    scores = np.array(
-        [float(vectors[row[p.path1]] @ vectors[row[p.path2]]) for p in pairs], dtype=np.float64
-    )
+    first = np.array([row[p.path1.resolve()] for p in pairs])
+    second = np.array([row[p.path2.resolve()] for p in pairs])
+    scores = np.einsum("ij,ij->i", vectors[first], vectors[second]).astype(np.float64)
     unreadable = embedded.fallbacks == "unreadable"
-    for i, p in enumerate(pairs):
-        if unreadable[row[p.path1]] or unreadable[row[p.path2]]:
-            scores[i] = -1.0
+    scores[unreadable[first] | unreadable[second]] = -1.0
     labels = np.array([p.same for p in pairs], dtype=np.int64)
     fallbacks = Counter(str(f) for f in embedded.fallbacks if f)
     result = PairScores(

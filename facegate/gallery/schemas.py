@@ -39,7 +39,8 @@ class GalleryOut(BaseModel):
 
 
 class SubjectIn(BaseModel):
-    external_id: str = Field(..., min_length=1, max_length=200)
+    # No "/": the id is a path segment of the subject's URLs (an encoded %2F is decoded before routing).
+    external_id: str = Field(..., min_length=1, max_length=200, pattern=r"^[^/]+$")
     display_name: str = Field("", max_length=300)
     attributes: dict[str, Any] = Field(default_factory=dict)
 

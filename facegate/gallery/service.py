@@ -17,6 +17,7 @@ from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
+from pydantic import ValidationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -57,7 +58,7 @@ from facegate.gallery.schemas import (
 )
 from facegate.imaging import ImageLimits, decode_image, image_sha256
 from facegate.storage.db import default_database_url, make_engine, session_factory, upgrade
-from facegate.storage.models import ApiKey, Decision, FaceCrop, FaceTemplate, Gallery, Subject
+from facegate.storage.models import ApiKey, Decision, FaceCrop, FaceTemplate, Gallery, Subject, utcnow
 from facegate.storage.vector_index import GallerySearch
 
 SCOPES = ("admin", "enroll", "recognize")
@@ -129,6 +130,15 @@ class GalleryService:
         self.db.dispose()
 
     # -- helpers --------------------------------------------------------------------------
+    def _named_engine(self, model: str, detector: str) -> FaceEngine:
+        """The shared engine for a model and detector named by the caller; an unknown name is
+        the caller's mistake (400), not a server error."""
+        with self._engine_lock:
+            try:
+                return get_engine(model, detector)
+            except ValueError as exc:
+                raise InvalidRequestError(str(exc)) from None
+
     def engine_for(self, gallery: Gallery) -> FaceEngine:
         with self._engine_lock:
             engine = get_engine(gallery.model_id, gallery.detector)
@@ -188,7 +198,7 @@ class GalleryService:
         principal.require("admin")
         if principal.gallery_id is not None:
             raise PermissionDeniedError("a gallery-bound key cannot create galleries")
-        engine = get_engine(model, detector)
+        engine = self._named_engine(model, detector)
         with self.sessions.begin() as session:
             if session.scalar(select(Gallery).where(Gallery.name == name)) is not None:
                 raise ConflictError(f"gallery {name!r} already exists")
@@ -236,7 +246,11 @@ class GalleryService:
         with self.sessions.begin() as session:
             gallery = self._gallery(session, name, principal)
             merged = self.gallery_settings(gallery).model_dump() | changes
-            gallery.settings = GallerySettings(**merged).model_dump()
+            try:
+                gallery.settings = GallerySettings(**merged).model_dump()
+            except ValidationError as exc:
+                problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+                raise InvalidRequestError(f"invalid gallery settings: {problems}") from None
             return self._gallery_out(session, gallery)
 
     def delete_gallery(self, name: str, principal: Principal = SYSTEM) -> None:
@@ -294,8 +308,6 @@ class GalleryService:
 
     def revoke_api_key(self, key_id: int, principal: Principal = SYSTEM) -> None:
         principal.require("admin")
-        from facegate.storage.models import utcnow
-
         with self.sessions.begin() as session:
             key = session.get(ApiKey, key_id)
             if key is None or (principal.gallery_id is not None and key.gallery_id != principal.gallery_id):
@@ -657,9 +669,60 @@ class GalleryService:
             reason=f"flagged: matches {flagged[0]}" if flagged else "",
         )
 
+    def import_templates(
+        self,
+        gallery: str,
+        rows: Sequence[tuple[str, str, np.ndarray]],
+        source: str = "import",
+        principal: Principal = SYSTEM,
+    ) -> int:
+        """Bulk-load ready-made templates ``(external_id, display_name, vector)`` in one
+        transaction: for migrating from another system and for benchmarks with large
+        galleries. Vectors must come from the gallery's model; they are L2-normalised here."""
+        from sqlalchemy import insert
+
+        with self.sessions.begin() as session:
+            g = self._gallery(session, gallery, principal)
+            principal.require("admin", g)
+            existing = dict(
+                session.execute(select(Subject.external_id, Subject.id).where(Subject.gallery_id == g.id)).all()
+            )
+            new_ids = sorted({ext for ext, _, _ in rows if ext not in existing})
+            names = {ext: name for ext, name, _ in rows}
+            if new_ids:
+                now = utcnow()
+                session.execute(
+                    insert(Subject),
+                    [
+                        {"gallery_id": g.id, "external_id": ext, "display_name": names[ext], "attributes": {},
+                         "created_at": now, "updated_at": now}
+                        for ext in new_ids
+                    ],
+                )
+                existing = dict(
+                    session.execute(select(Subject.external_id, Subject.id).where(Subject.gallery_id == g.id)).all()
+                )
+            payload = []
+            for i, (ext, _, vector) in enumerate(rows):
+                v = np.asarray(vector, dtype=np.float32).ravel()
+                if v.shape[0] != get_engine(g.model_id, g.detector).recognizer.dimension:
+                    raise ModelMismatchError(f"row {i}: a {v.shape[0]}-d vector cannot join a {g.model_id} gallery")
+                v = v / max(float(np.linalg.norm(v)), 1e-12)
+                payload.append(
+                    {"gallery_id": g.id, "subject_id": existing[ext], "model_id": g.model_id,
+                     "model_sha256": g.model_sha256, "vector": v, "quality": 0.0,
+                     "source_sha256": hashlib.sha256(f"{source}:{i}:{v[:4].tobytes().hex()}".encode()).hexdigest(),
+                     "box": []}
+                )
+            for start in range(0, len(payload), 5000):
+                session.execute(insert(FaceTemplate), payload[start : start + 5000])
+            gallery_id = g.id
+        self.search.invalidate(gallery_id)
+        return len(rows)
+
     # -- recognition ----------------------------------------------------------------------
     def detect(self, photo: PhotoInput, model: str = "arcface", detector: str = "scrfd") -> list[DetectedFace]:
-        engine = get_engine(model, detector)
+        engine = self._named_engine(model, detector)
         faces = engine.analyze(self._decode(photo))
         return [self._face_out(f) for f in faces]
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from facegate.recognition.base import FaceRecognizer, Template, ensure_same_model
 
-RECOGNIZERS = ("arcface", "dlib")
+RECOGNIZERS = ("arcface", "arcface-flip", "dlib")
 
 
 def create_recognizer(name: str, intra_threads: int = 2) -> FaceRecognizer:
-    """``arcface`` (512-d, default, non-commercial) or ``dlib`` (128-d, commercial use allowed)."""
-    if name == "arcface":
+    """``arcface`` (512-d, default, non-commercial), ``arcface-flip`` (the same weights with
+    mirrored-crop augmentation: more accurate, half the speed) or ``dlib`` (128-d,
+    commercial use allowed)."""
+    if name in ("arcface", "arcface-flip"):
         from facegate.recognition.arcface import ArcFaceRecognizer
 
-        return ArcFaceRecognizer(intra_threads=intra_threads)
+        return ArcFaceRecognizer(intra_threads=intra_threads, flip=name == "arcface-flip")
     if name == "dlib":
         from facegate.recognition.dlib_resnet import DlibResNetRecognizer
 

