@@ -47,6 +47,20 @@ def central_box(height: int, width: int, fraction: float = 0.5) -> np.ndarray:
     return np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], dtype=np.float32)
 
 
+# A face less than half the size of the largest one is a bystander in the background, not a
+# second person presenting themselves: enrollment ignores it instead of refusing the photo.
+BACKGROUND_FACE_RATIO = 0.5
+
+
+def foreground_faces(faces: list["Face"]) -> tuple[list["Face"], int]:
+    """(faces comparable in size to the largest, number of smaller background faces)."""
+    if len(faces) < 2:
+        return list(faces), 0
+    largest = max(f.detection.size for f in faces)
+    kept = [f for f in faces if f.detection.size >= BACKGROUND_FACE_RATIO * largest]
+    return kept, len(faces) - len(kept)
+
+
 def main_face_index(detections: list[Detection], height: int, width: int) -> int:
     """The subject of a portrait: large and near the centre (InsightFace's rule for LFW)."""
     centre = np.array([width / 2.0, height / 2.0])
@@ -177,7 +191,7 @@ class FaceEngine:
 
     def single_face(self, image: np.ndarray) -> Face:
         """Exactly one face, or a clear error (enrollment without a chosen face)."""
-        faces = self.analyze(image)
+        faces, _background = foreground_faces(self.analyze(image))
         if not faces:
             raise NoFaceError("no face found in the image; use a photo where the face is clearly visible")
         if len(faces) > 1:

@@ -20,7 +20,7 @@ class QualityLimits:
     """Minimum factor values for a face to be enrolled (probes are only scored)."""
 
     min_face_size: float = 48.0  # pixels, shorter side of the detected box
-    min_sharpness: float = 0.25
+    min_sharpness: float = 0.15  # Laplacian variance ~35 on the 112 px face patch
     max_yaw_degrees: float = 35.0
     max_roll_degrees: float = 30.0
     min_brightness: float = 50.0

@@ -9,7 +9,9 @@ per database.
 from __future__ import annotations
 
 import io
+import shutil
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -25,14 +27,24 @@ UPLOAD_LIMIT = 2 * 1024 * 1024  # small on purpose: the 413 test sends 3 MB
 
 # -- databases ------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory):
-    """A real PostgreSQL (with pgvector) for the session, stopped at the end."""
+def pg_server():
+    """A real PostgreSQL (with pgvector) for the session, stopped and deleted at the end.
+
+    Its data folder is a plain ``mkdtemp`` under /tmp, not pytest's tmp_path: run as root,
+    pgserver runs PostgreSQL as its own user and opens the folder's parents to it, and any
+    other pytest session starting meanwhile closes /tmp/pytest-of-root again (mode 0700),
+    which makes initdb or the server fail at random.
+    """
     pgserver = pytest.importorskip("pgserver")
-    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+    pgdata = Path(tempfile.mkdtemp(prefix="facegate-pg-"))
     try:
-        yield server
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        try:
+            yield server
+        finally:
+            server.cleanup()
     finally:
-        server.cleanup()
+        shutil.rmtree(pgdata, ignore_errors=True)
 
 
 def create_pg_database(server, prefix: str = "facegate") -> str:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from facegate.calibration import Calibration, default_calibration
 from facegate.config import Settings, get_settings
-from facegate.engine import Face, FaceEngine, get_engine, main_face_index
+from facegate.engine import Face, FaceEngine, foreground_faces, get_engine, main_face_index
 from facegate.errors import (
     AuthenticationError,
     ConflictError,
@@ -604,16 +604,19 @@ class GalleryService:
         faces = engine.analyze(image)
         if not faces:
             return rejected("no face found; use a photo where the face is clearly visible", NoFaceError.code)
+        background = 0
         if face_index is not None:
             if not 0 <= face_index < len(faces):
                 return rejected(f"face_index {face_index} is out of range: {len(faces)} face(s) found", "bad_face_index")
             face = faces[face_index]
-        elif len(faces) > 1:
-            return rejected(
-                f"{len(faces)} faces found; use a photo of one person or pass face_index", ManyFacesError.code
-            )
         else:
-            face = faces[0]
+            foreground, background = foreground_faces(faces)
+            if len(foreground) > 1:
+                return rejected(
+                    f"{len(foreground)} faces found; use a photo of one person or pass face_index",
+                    ManyFacesError.code,
+                )
+            face = foreground[0]
         quality = face.quality
         if not quality.acceptable or quality.score < policy.min_quality:
             reasons = quality.reasons or [f"quality {quality.score:.2f} under the gallery minimum {policy.min_quality}"]
@@ -666,7 +669,14 @@ class GalleryService:
             quality=quality.score,
             matches_subject=flagged[0] if flagged else None,
             match_score=flagged[1] if flagged else None,
-            reason=f"flagged: matches {flagged[0]}" if flagged else "",
+            reason="; ".join(
+                part
+                for part in (
+                    f"flagged: matches {flagged[0]}" if flagged else "",
+                    f"{background} smaller background face(s) ignored" if background else "",
+                )
+                if part
+            ),
         )
 
     def import_templates(

@@ -7,10 +7,13 @@
 
 Caches are keyed by a signature of the gallery's templates in the database (count, max id,
 sum of ids), so an index that drifted from the database (another process enrolled, a crash
-mid-write) is detected and rebuilt instead of serving stale answers. A usearch file on disk is
-trusted only when its stamp holds the same signature *and* a digest of the exact template ids
-and vectors it was built from: a signature alone can repeat with other contents (SQLite reuses
-the highest id after a delete; a fresh database with as many templates as an old one).
+mid-write) is detected and reloaded instead of serving stale answers. The usearch index then
+follows the change incrementally (templates gone or changed are removed, new ones added: an
+enrollment into a 100k gallery costs the next search a fraction of a second, not a rebuild of
+minutes); it is rebuilt when the change is large. A usearch file on disk is trusted only when
+its stamp holds the same signature *and* a digest of the exact template ids and vectors it was
+built from: a signature alone can repeat with other contents (SQLite reuses the highest id
+after a delete; a fresh database with as many templates as an old one).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import numpy as np
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from facegate.storage.models import FaceTemplate
+from facegate.storage.models import FaceTemplate, Gallery
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,11 @@ Signature = tuple[int, int, int]
 # bench/service.py --recall and tests/test_ann_recall.py (recall@1 against exact search).
 USEARCH_CONNECTIVITY = 32
 USEARCH_EXPANSION_ADD = 200
-USEARCH_EXPANSION_SEARCH = 200
-PGVECTOR_EF_SEARCH = 200
+USEARCH_EXPANSION_SEARCH = 400
+PGVECTOR_EF_SEARCH = 400
+# The usearch index is updated in place while the templates removed since its build stay under
+# this share of the gallery and one change adds or removes under this share; beyond, rebuilt.
+USEARCH_MAX_CHURN = 0.2
 
 
 def gallery_signature(session: Session, gallery_id: int) -> Signature:
@@ -86,6 +92,8 @@ class _GalleryCache:
     subjects: np.ndarray
     matrix: np.ndarray
     ann: object | None = None
+    stale: bool = False  # invalidated: reload before the next search, update ``ann`` from it
+    removed_since_build: int = 0  # templates removed from ``ann`` in place (they degrade the graph)
 
 
 class GallerySearch:
@@ -97,6 +105,8 @@ class GallerySearch:
         self.dialect = dialect
         self._caches: dict[int, _GalleryCache] = {}
         self._lock = threading.Lock()
+        # usearch indexes are updated in place; searches and updates take turns on them.
+        self._ann_lock = threading.Lock()
 
     # -- public ---------------------------------------------------------------------------
     def search(
@@ -116,6 +126,15 @@ class GallerySearch:
         return self._exact(cache, queries, k)
 
     def invalidate(self, gallery_id: int) -> None:
+        """The gallery's templates changed: reload them before the next search (the approximate
+        index is kept, to be updated rather than rebuilt)."""
+        with self._lock:
+            cache = self._caches.get(gallery_id)
+            if cache is not None:
+                cache.stale = True
+
+    def forget(self, gallery_id: int) -> None:
+        """Drop everything held for a gallery (when it is deleted)."""
         with self._lock:
             self._caches.pop(gallery_id, None)
 
@@ -134,15 +153,25 @@ class GallerySearch:
     def _cache(self, session: Session, gallery_id: int, signature: Signature, build_ann: bool) -> _GalleryCache:
         with self._lock:
             cache = self._caches.get(gallery_id)
-            if cache is None or cache.signature != signature:
+            if cache is None or cache.stale or cache.signature != signature:
                 ids, subjects, matrix = load_gallery_matrix(session, gallery_id)
                 # The rows read may postdate the signature: key the cache by what was read.
                 read_signature = (len(ids), int(ids.max(initial=0)), int(ids.sum()))
-                cache = _GalleryCache(read_signature, ids, subjects, matrix)
+                fresh = _GalleryCache(read_signature, ids, subjects, matrix)
+                if cache is not None and cache.ann is not None and len(ids):
+                    self._update_usearch(gallery_id, cache, fresh)
+                cache = fresh
                 self._caches[gallery_id] = cache
+                self._forget_deleted_galleries(session)
             if build_ann and cache.ann is None:
                 cache.ann = self._load_or_build_usearch(gallery_id, cache)
+                cache.removed_since_build = 0
             return cache
+
+    def _forget_deleted_galleries(self, session: Session) -> None:
+        existing = set(session.scalars(select(Gallery.id)))
+        for gallery_id in [g for g in self._caches if g not in existing]:
+            del self._caches[gallery_id]
 
     # -- usearch (beside SQLite) ----------------------------------------------------------
     def _index_path(self, gallery_id: int) -> Path | None:
@@ -167,13 +196,7 @@ class GallerySearch:
         path = self._index_path(gallery_id)
         stamp_path = path.with_suffix(".signature") if path else None
         ndim = int(cache.matrix.shape[1])
-        stamp = {
-            "signature": list(cache.signature),
-            "digest": content_digest(cache.ids, cache.matrix),
-            "ndim": ndim,
-            "connectivity": USEARCH_CONNECTIVITY,
-            "expansion_add": USEARCH_EXPANSION_ADD,
-        }
+        stamp = self._stamp(cache)
         if path and stamp_path and path.exists() and stamp_path.exists():
             try:
                 saved = json.loads(stamp_path.read_text())
@@ -190,27 +213,68 @@ class GallerySearch:
                         return index
         index = self._new_usearch_index(ndim)
         index.add(cache.ids, cache.matrix, threads=2)
-        if path and stamp_path:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # The stamp goes first and comes back last, each file replaced atomically: a crash
-            # in between leaves an index without a stamp, which is rebuilt, never trusted.
-            stamp_path.unlink(missing_ok=True)
-            suffix = f".{os.getpid()}.{threading.get_ident()}.tmp"
-            tmp = path.with_name(path.name + suffix)
-            index.save(str(tmp))
-            os.replace(tmp, path)
-            tmp_stamp = stamp_path.with_name(stamp_path.name + suffix)
-            tmp_stamp.write_text(json.dumps(stamp))
-            os.replace(tmp_stamp, stamp_path)
+        cache.ann = index
+        self._save_usearch(gallery_id, cache, stamp)
         return index
 
-    @staticmethod
-    def _usearch(cache: _GalleryCache, queries: np.ndarray, k: int) -> list[list[Hit]]:
+    def _stamp(self, cache: _GalleryCache) -> dict:
+        return {
+            "signature": list(cache.signature),
+            "digest": content_digest(cache.ids, cache.matrix),
+            "ndim": int(cache.matrix.shape[1]),
+            "connectivity": USEARCH_CONNECTIVITY,
+            "expansion_add": USEARCH_EXPANSION_ADD,
+        }
+
+    def _save_usearch(self, gallery_id: int, cache: _GalleryCache, stamp: dict | None = None) -> None:
+        path = self._index_path(gallery_id)
+        if path is None:
+            return
+        stamp_path = path.with_suffix(".signature")
+        stamp = stamp or self._stamp(cache)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The stamp goes first and comes back last, each file replaced atomically: a crash in
+        # between leaves an index without a stamp, which is rebuilt, never trusted.
+        stamp_path.unlink(missing_ok=True)
+        suffix = f".{os.getpid()}.{threading.get_ident()}.tmp"
+        tmp = path.with_name(path.name + suffix)
+        cache.ann.save(str(tmp))
+        os.replace(tmp, path)
+        tmp_stamp = stamp_path.with_name(stamp_path.name + suffix)
+        tmp_stamp.write_text(json.dumps(stamp))
+        os.replace(tmp_stamp, stamp_path)
+
+    def _update_usearch(self, gallery_id: int, old: _GalleryCache, new: _GalleryCache) -> None:
+        """Carry ``old.ann`` over to ``new``, changed in place to hold exactly ``new``'s templates;
+        leave ``new.ann`` empty (a rebuild follows) when that would not be cheaper or as good."""
+        if old.matrix.shape[1] != new.matrix.shape[1]:
+            return
+        common, at_old, at_new = np.intersect1d(old.ids, new.ids, assume_unique=True, return_indices=True)
+        changed = common[np.any(old.matrix[at_old] != new.matrix[at_new], axis=1)]  # ids reused by SQLite
+        removed = np.union1d(np.setdiff1d(old.ids, new.ids, assume_unique=True), changed)
+        added_rows = np.flatnonzero(~np.isin(new.ids, old.ids, assume_unique=True) | np.isin(new.ids, changed))
+        removed_total = old.removed_since_build + len(removed)
+        limit = USEARCH_MAX_CHURN * len(new.ids)
+        if len(removed) + len(added_rows) > limit or removed_total > limit:
+            return
+        with self._ann_lock:
+            if len(removed):
+                old.ann.remove(removed.astype(np.uint64))
+            if len(added_rows):
+                old.ann.add(new.ids[added_rows], new.matrix[added_rows], threads=2)
+        # Searches still holding ``old`` keep working: ids they do not know are dropped.
+        new.ann = old.ann
+        new.removed_since_build = removed_total
+        self._save_usearch(gallery_id, new)
+
+    def _usearch(self, cache: _GalleryCache, queries: np.ndarray, k: int) -> list[list[Hit]]:
         k = min(k, len(cache.ids))
-        matches = cache.ann.search(queries, k)
+        with self._ann_lock:
+            matches = cache.ann.search(queries, k)
         keys = np.atleast_2d(matches.keys).astype(np.int64)
         distances = np.atleast_2d(matches.distances)
-        # cache.ids is sorted (read ORDER BY id): find each key's row without a per-search dict.
+        # cache.ids is sorted (read ORDER BY id): find each key's row without a per-search dict;
+        # a key the cache does not hold (an index updated for newer rows) is dropped.
         rows = np.clip(np.searchsorted(cache.ids, keys), 0, len(cache.ids) - 1)
         known = cache.ids[rows] == keys
         out = []
