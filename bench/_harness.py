@@ -44,7 +44,7 @@ def load_warning() -> str:
     load1 = os.getloadavg()[0]
     cores = os.cpu_count() or 1
     text = f"{cores} cores, load average {load1:.2f}"
-    if load1 > cores * 0.5:
+    if load1 > cores * 0.75:
         text += "  (WARNING: the machine is busy; timings are inflated and noisy)"
     return text
 

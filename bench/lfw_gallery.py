@@ -187,7 +187,7 @@ def main() -> None:
                 print(f"  scores of the right person: {summary(genuine)}")
             if orphans:
                 matched = sum(o["decision"] == "match" for o in orphans)
-                print(f"  photos of the {len(not_enrolled)} people not enrolled: {len(orphans)}, "
+                print(f"  photos of the people not enrolled ({len(not_enrolled)}): {len(orphans)}, "
                       f"returned unknown {len(orphans) - matched}, matched someone {matched}")
 
             # -- 3. non-mated searches ----------------------------------------------------------

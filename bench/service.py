@@ -42,7 +42,6 @@ import argparse
 import collections
 import json
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -177,7 +176,13 @@ def timed_search(service, gallery_id: int, model_id: str, queries: np.ndarray, e
 def recall(service, gallery_id: int, model_id: str, lfw: LFW, plan: Plan, sweep: list[int]) -> dict:
     import facegate.storage.vector_index as vi
 
+    from facegate.calibration import default_calibration
+    from facegate.gallery.schemas import GallerySettings
+
     kinds = np.array([k for k, _ in plan.recall_queries])
+    with service.sessions() as session:
+        templates = service._template_count(session, gallery_id)
+    threshold, _ = default_calibration(model_id).identify_threshold(GallerySettings().identify_fpir, templates)
     queries = lfw.vectors[[r for _, r in plan.recall_queries]]
     with service.sessions() as session:
         started = time.perf_counter()
@@ -224,6 +229,11 @@ def recall(service, gallery_id: int, model_id: str, lfw: LFW, plan: Plan, sweep:
              for a, e in zip(ann, exact)]
         )
         subject_hit = np.array([bool(a) and a[0].subject_id == e[0].subject_id for a, e in zip(ann, exact)])
+
+        def decision(hits):  # the subject identify would return at the default threshold, or None
+            return hits[0].subject_id if hits and hits[0].score >= threshold else None
+
+        same_decision = np.array([decision(a) == decision(e) for a, e in zip(ann, exact)])
         results.append({
             "ef": ef,
             "default": ef == default_ef,
@@ -231,6 +241,7 @@ def recall(service, gallery_id: int, model_id: str, lfw: LFW, plan: Plan, sweep:
             "recall_at_1_enrolled": float(hit[kinds == "enrolled"].mean()),
             "recall_at_1_strangers": float(hit[kinds == "stranger"].mean()) if (kinds == "stranger").any() else None,
             "subject_recall_at_1": float(subject_hit.mean()),
+            "same_decision": float(same_decision.mean()),
             "misses": int((~hit).sum()),
             "index_ms_per_query": percentiles(per_query),
         })
@@ -241,6 +252,7 @@ def recall(service, gallery_id: int, model_id: str, lfw: LFW, plan: Plan, sweep:
         "exact_ms_per_query_batched": exact_ms,
         "exact_index_ms_per_query": percentiles(exact_one),
         "parameter": "usearch expansion_search" if sqlite else "pgvector hnsw.ef_search",
+        "decision_threshold": threshold,
         "by_ef": results,
     }
 
@@ -365,8 +377,10 @@ def print_one(r: dict) -> None:
         for e in rc["by_ef"]:
             strangers = "-" if e["recall_at_1_strangers"] is None else f"{e['recall_at_1_strangers']:.3f}"
             print(f"    {e['ef']:>4}{' (default)' if e['default'] else '          '}: recall@1 {e['recall_at_1']:.3f} "
-                  f"(enrolled {e['recall_at_1_enrolled']:.3f}, strangers {strangers}; subject {e['subject_recall_at_1']:.3f}; "
-                  f"{e['misses']} misses), index alone {fmt_p(e['index_ms_per_query'])} ms per query")
+                  f"(enrolled {e['recall_at_1_enrolled']:.3f}, strangers {strangers}; {e['misses']} misses; "
+                  f"same decision {e['same_decision']:.3f}), index alone {fmt_p(e['index_ms_per_query'])} ms per query")
+        print(f"    (same decision: the approximate and the exact top-1 give the same answer at the default "
+              f"threshold {rc['decision_threshold']:.3f}: the same subject, or both unknown)")
         if r["backend"] == "postgresql":
             print("    (pgvector HNSW filters gallery_id/model_id after the index scan: with one big gallery in the "
                   "table that costs nothing; many galleries sharing it would leave fewer than k rows per scan)")

@@ -60,7 +60,7 @@ class Structured:
 def structured(n_ids: int, per: int, seed: int = 0, enrolled_queries: int = 400, strangers: int = 100) -> Structured:
     rng = np.random.default_rng(seed)
     centres = _draw(rng, n_ids + strangers)
-    vectors = np.concatenate([_sample(rng, np.repeat(centres[:n_ids], per, axis=0))])
+    vectors = _sample(rng, np.repeat(centres[:n_ids], per, axis=0))
     owners = np.repeat(np.arange(n_ids), per)
     probes = rng.choice(n_ids, enrolled_queries, replace=False)
     queries = np.concatenate([_sample(rng, centres[probes]), _sample(rng, centres[n_ids:])])
