@@ -103,11 +103,21 @@ def load_lfw(npz: Path, lfw: Path, strangers: int, seed: int) -> LFW:
                data.model_id)
 
 
-def distractors(lfw: LFW, n: int, seed: int, noise: float = 0.75) -> np.ndarray:
+def distractors(lfw: LFW, n: int, seed: int, kind: str = "gaussian", noise: float = 0.75) -> np.ndarray:
+    """``n`` synthetic distractor templates (see the module docstring for the two kinds)."""
     rng = np.random.default_rng(seed)
     out = np.empty((n, lfw.vectors.shape[1]), np.float32)
+    pool = lfw.vectors[lfw.pool].astype(np.float64)
+    if kind == "gaussian":
+        mean = pool.mean(axis=0)
+        cov = np.cov(pool, rowvar=False) + 1e-6 * np.eye(pool.shape[1])
+        root = np.linalg.cholesky(cov)
     for start in range(0, n, 20_000):
         m = min(20_000, n - start)
+        if kind == "gaussian":
+            z = rng.standard_normal((m, pool.shape[1]))
+            out[start : start + m] = normalise((mean + z @ root.T).astype(np.float32))
+            continue
         i = rng.integers(0, len(lfw.pool), m)
         j = rng.integers(0, len(lfw.pool) - 1, m)
         j = j + (j >= i)
@@ -127,13 +137,13 @@ class Plan:
     recall_queries: list[tuple[str, int]]  # ("enrolled"|"stranger", lfw row)
 
 
-def plan_gallery(lfw: LFW, size: int, requests: int, recall_queries: int, seed: int) -> Plan:
+def plan_gallery(lfw: LFW, size: int, requests: int, recall_queries: int, seed: int, kind: str = "gaussian") -> Plan:
     n_real = min(len(lfw.multi), size // 2)
     if n_real < requests:
         raise SystemExit(f"a gallery of {size} holds {n_real} real people, fewer than --requests {requests}")
     real = lfw.multi[:n_real]
     rows = [(f"lfw:{p}", p.replace("_", " "), lfw.vectors[lfw.by_person[p][0]]) for p in real]
-    extra = distractors(lfw, size - n_real, seed=seed + size)
+    extra = distractors(lfw, size - n_real, seed=seed + size, kind=kind)
     rows += [(f"synth:{k:06d}", "", v) for k, v in enumerate(extra)]
     probes = [(f"lfw:{p}", lfw.by_person[p][1]) for p in real[:requests]]
     rng = np.random.default_rng(seed + 1)
@@ -159,7 +169,12 @@ def realism(lfw: LFW, plan: Plan) -> dict:
     def stats(a):
         return {"mean": float(a.mean()), "std": float(a.std()), "p99.9": float(np.percentile(a, 99.9)), "n": int(a.size)}
 
-    return {"probe_vs_real_impostor": stats(impostor), "probe_vs_distractor": stats(d)}
+    k = min(3000, len(plan.distractor_vectors))
+    dd = plan.distractor_vectors[:k] @ plan.distractor_vectors[:k].T
+    rr = real[:k] @ real[:k].T
+    return {"probe_vs_real_impostor": stats(impostor), "probe_vs_distractor": stats(d),
+            "distractor_vs_distractor": stats(dd[np.triu_indices(k, 1)]) if k > 1 else None,
+            "real_vs_real_other_people": stats(rr[np.triu_indices(len(rr), 1)])}
 
 
 # -- measurements -----------------------------------------------------------------------------
@@ -262,11 +277,11 @@ def run_one(backends: Backends, backend: str, size: int, lfw: LFW, args) -> dict
     from facegate.gallery.service import PhotoInput
     from facegate.storage.vector_index import gallery_signature
 
-    plan = plan_gallery(lfw, size, args.requests, args.recall_queries, args.seed)
+    plan = plan_gallery(lfw, size, args.requests, args.recall_queries, args.seed, args.distractors)
     result: dict = {"backend": backend, "size": size, "real_templates": len(plan.real_people),
-                    "distractors": len(plan.distractor_vectors)}
+                    "distractors": len(plan.distractor_vectors), "distractor_kind": args.distractors}
     print(f"\n== {backend}, {size:,} templates ({len(plan.real_people):,} real LFW people, "
-          f"{len(plan.distractor_vectors):,} distractors) ==", flush=True)
+          f"{len(plan.distractor_vectors):,} {args.distractors} distractors) ==", flush=True)
     result["realism"] = realism(lfw, plan)
     service = backends.service(backend, str(size))
     service.create_gallery(GALLERY)
@@ -361,6 +376,10 @@ def print_one(r: dict) -> None:
     real, dis = r["realism"]["probe_vs_real_impostor"], r["realism"]["probe_vs_distractor"]
     print(f"  scores of probes vs real impostors: mean {real['mean']:.3f} std {real['std']:.3f} p99.9 {real['p99.9']:.3f}; "
           f"vs distractors: mean {dis['mean']:.3f} std {dis['std']:.3f} p99.9 {dis['p99.9']:.3f}")
+    dd, rr = r["realism"]["distractor_vs_distractor"], r["realism"]["real_vs_real_other_people"]
+    if dd:
+        print(f"  distractors among themselves: mean {dd['mean']:.3f} std {dd['std']:.3f} p99.9 {dd['p99.9']:.3f}; "
+              f"real templates of different people: mean {rr['mean']:.3f} std {rr['std']:.3f} p99.9 {rr['p99.9']:.3f}")
     print(f"  path {r['path']}; verify {fmt_p(r['verify_ms'])} ms, identify {fmt_p(r['identify_ms'])} ms (p50 / p95, HTTP); "
           f"search only {fmt_p(r['search_ms'])} ms; signature query {fmt_p(r['signature_query_ms'])} ms")
     print(f"  verify matched {r['verify_matches']}/{r['verify_ms']['n']} at threshold {r['thresholds'].get('verify', 0):.3f}; "
@@ -413,6 +432,8 @@ def main() -> None:
     ap.add_argument("--npz", type=Path, default=DEFAULT_NPZ, help="LFW embeddings (default: %(default)s)")
     ap.add_argument("--lfw", type=Path, default=DEFAULT_LFW, help="LFW photos (default: %(default)s)")
     ap.add_argument("--workdir", type=Path, help="keep the databases here (default: a temporary folder, removed)")
+    ap.add_argument("--distractors", default="gaussian", choices=["gaussian", "mix"],
+                    help="how distractor templates are made (default: %(default)s; see the docstring)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     args = ap.parse_args()

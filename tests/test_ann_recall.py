@@ -351,7 +351,9 @@ def test_usearch_file_from_another_database_is_rebuilt(tmp_path, request):
     exact = search(second, gallery_id, probes, exact=True)
     assert second.search._caches[gallery_id].ann is not None
     for a, e in zip(ann, exact):
-        assert _top(a)[:2] == _top(e)[:2] and a[0].score > 0.999
+        # The probe is itself in the gallery: an index rebuilt for this database finds it (or
+        # a same-subject near-duplicate) at ~1.0; one inherited from the other database would not.
+        assert _top(a)[1] == _top(e)[1] and a[0].score > 0.999
 
 
 def test_usearch_sees_templates_imported_by_another_service_instance(tmp_path, request):
