@@ -79,6 +79,12 @@ def decode_cursor(cursor: str | None) -> int:
         raise InvalidRequestError("invalid cursor: pass back the next_cursor of the previous page") from None
 
 
+def page_of(rows: Sequence, limit: int, items: list) -> Page:
+    """A keyset page: ``rows`` were fetched with ``limit + 1`` to learn whether more follow."""
+    more = len(rows) > limit
+    return Page(items=items, next_cursor=encode_cursor(rows[limit - 1].id) if more else None)
+
+
 def hash_secret(secret: str) -> str:
     """API secrets are 256-bit random tokens, so a plain SHA-256 is a sound one-way store."""
     return hashlib.sha256(secret.encode()).hexdigest()
@@ -239,7 +245,7 @@ class GalleryService:
                 query = query.where(Gallery.id == principal.gallery_id)
             rows = list(session.scalars(query))
             items = [self._gallery_out(session, g) for g in rows[:limit]]
-            return Page(items=items, next_cursor=encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
+            return page_of(rows, limit, items)
 
     def update_gallery_settings(self, name: str, changes: dict, principal: Principal = SYSTEM) -> GalleryOut:
         principal.require("admin")
@@ -382,7 +388,7 @@ class GalleryService:
                 )
             )
             items = [self._subject_out(session, s) for s in rows[:limit]]
-            return Page(items=items, next_cursor=encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
+            return page_of(rows, limit, items)
 
     def update_subject(
         self, gallery: str, external_id: str, changes: SubjectUpdate, principal: Principal = SYSTEM
@@ -445,7 +451,7 @@ class GalleryService:
                 )
                 for t in rows[:limit]
             ]
-            return Page(items=items, next_cursor=encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
+            return page_of(rows, limit, items)
 
     def delete_face(self, gallery: str, external_id: str, face_id: int, principal: Principal = SYSTEM) -> None:
         with self.sessions.begin() as session:
@@ -917,7 +923,7 @@ class GalleryService:
                 )
                 for d in rows[:limit]
             ]
-            return Page(items=items, next_cursor=encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
+            return page_of(rows, limit, items)
 
     def readiness(self) -> dict:
         """Database reachable, schema at head, models verified: what a load balancer asks."""
