@@ -394,6 +394,31 @@ def gallery_list() -> None:
         out.print(table)
 
 
+@gallery_app.command("switch-model")
+def gallery_switch_model(
+    name: str,
+    model: str = typer.Option(..., "--model", "-m", help="The recognition model to move to."),
+    photos: Path = typer.Option(..., "--photos", help="A folder with one sub-folder of photos per subject id."),
+    detector: Optional[str] = typer.Option(None, "--detector", "-d", help="Detector to use from now on."),
+    allow_partial: bool = typer.Option(False, "--allow-partial", help="Switch even if some subjects get no template."),
+) -> None:
+    """Re-enroll a whole gallery under another model from photos, then switch it in one step."""
+    from facegate.evaluation.datasets import IMAGE_SUFFIXES
+    from facegate.gallery.service import PhotoInput
+
+    with clear_errors():
+        by_subject = {
+            folder.name: [
+                PhotoInput(f.name, f.read_bytes())
+                for f in sorted(folder.iterdir())
+                if f.is_file() and (f.suffix.lower() in IMAGE_SUFFIXES or "." not in f.name)
+            ]
+            for folder in sorted(p for p in photos.iterdir() if p.is_dir())
+        }
+        result = _service().switch_model(name, model, by_subject, detector, allow_partial)
+        out.print_json(json.dumps(result))
+
+
 @key_app.command("create")
 def key_create(
     name: str = typer.Option(..., "--name", help="Who or what the key is for."),

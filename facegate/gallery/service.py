@@ -572,6 +572,73 @@ class GalleryService:
                 continue  # created concurrently by another request: read it back
         raise ConflictError(f"could not create subject {external_id!r}; retry")
 
+    def switch_model(
+        self,
+        gallery: str,
+        model: str,
+        photos: dict[str, list[PhotoInput]],
+        detector: str | None = None,
+        allow_partial: bool = False,
+        principal: Principal = SYSTEM,
+    ) -> dict:
+        """The explicit re-enrollment job that moves a gallery to another recognition model.
+
+        Templates of one model cannot be converted into another's, so the job takes photos
+        again (``{external_id: [photos]}``), embeds them with the new model while the gallery
+        keeps serving on the old one, and only then, in one transaction, replaces every
+        template and rebinds the gallery. Subjects with no accepted photo block the switch
+        unless ``allow_partial`` (they are then left with no template and reported).
+        """
+        with self.sessions() as session:
+            g = self._gallery(session, gallery, principal)
+            principal.require("admin", g)
+            subjects = dict(session.execute(select(Subject.external_id, Subject.id).where(Subject.gallery_id == g.id)).all())
+        unknown = sorted(set(photos) - set(subjects))
+        if unknown:
+            raise NotFoundError(f"no such subjects in gallery {gallery!r}: {', '.join(unknown[:10])}")
+        engine = self._named_engine(model, detector or g.detector)
+        policy = self.gallery_settings(g)
+        staged: dict[int, list[tuple[Face, str]]] = {}
+        report: dict[str, list[dict]] = {}
+        for external_id, subject_photos in photos.items():
+            for photo in subject_photos:
+                try:
+                    face = engine.single_face(self._decode(photo))
+                except FaceGateError as exc:
+                    report.setdefault(external_id, []).append({"image": photo.name, "status": "rejected", "code": exc.code, "reason": exc.message})
+                    continue
+                if not face.quality.acceptable or face.quality.score < policy.min_quality:
+                    report.setdefault(external_id, []).append({"image": photo.name, "status": "rejected", "code": "poor_quality", "reason": "; ".join(face.quality.reasons)})
+                    continue
+                staged.setdefault(subjects[external_id], []).append((face, image_sha256(photo.data)))
+                report.setdefault(external_id, []).append({"image": photo.name, "status": "accepted"})
+        missing = sorted(ext for ext, sid in subjects.items() if sid not in staged)
+        if missing and not allow_partial:
+            raise ConflictError(
+                f"{len(missing)} subject(s) would be left without a template ({', '.join(missing[:10])}); "
+                "supply photos for them or pass allow_partial"
+            )
+        with self.sessions.begin() as session:
+            g = self._gallery(session, gallery, principal)
+            session.execute(delete(FaceTemplate).where(FaceTemplate.gallery_id == g.id))
+            for subject_id, faces in staged.items():
+                for face, source in dict((src, (f, src)) for f, src in faces).values():
+                    session.add(
+                        FaceTemplate(
+                            gallery_id=g.id, subject_id=subject_id, model_id=face.template.model_id,
+                            model_sha256=face.template.model_sha256, vector=face.template.vector,
+                            quality=float(face.quality.score), source_sha256=source,
+                            box=[round(float(v), 1) for v in face.detection.box],
+                        )
+                    )
+            previous = f"{g.model_id}@{g.model_sha256[:12]}"
+            g.model_id, g.model_sha256, g.detector = engine.model_id, engine.model_sha256, detector or g.detector
+            gallery_id = g.id
+        self.search.invalidate(gallery_id)
+        self._log(gallery_id, "switch_model", "switched", None, details={"from": previous, "to": f"{engine.model_id}@{engine.model_sha256[:12]}", "without_template": missing})
+        return {"gallery": gallery, "from": previous, "to": engine.model_id, "subjects_reenrolled": len(staged),
+                "subjects_without_template": missing, "photos": report}
+
     def _enroll_one(
         self,
         g: Gallery,

@@ -1,0 +1,48 @@
+"""Moving a gallery to another recognition model is an explicit re-enrollment job."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facegate.config import Settings
+from facegate.errors import ConflictError
+from facegate.gallery.schemas import SubjectIn
+from facegate.gallery.service import GalleryService, PhotoInput
+from tests.conftest import package_photo
+
+
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture()
+def service(tmp_path):
+    svc = GalleryService(settings=Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'fg.db'}"))
+    yield svc
+    svc.close()
+
+
+def test_switching_to_dlib_replaces_every_template_and_keeps_recognising(service, portrait):
+    yao = PhotoInput("yao.jpg", package_photo("yaoming.jpg").read_bytes())
+    mirrored = PhotoInput("yao_mirror.png", _png(np.ascontiguousarray(portrait[:, ::-1])))
+    service.create_gallery("team")
+    assert service.enroll("team", "yao", [yao]).accepted == 1
+    service.create_subject("team", SubjectIn(external_id="empty"))
+
+    with pytest.raises(ConflictError, match="without a template"):
+        service.switch_model("team", "dlib", {"yao": [yao]}, detector="dlib")
+    assert service.get_gallery("team").model_id == "arcface"  # nothing changed on refusal
+
+    result = service.switch_model("team", "dlib", {"yao": [yao]}, detector="dlib", allow_partial=True)
+    assert result["to"] == "dlib" and result["subjects_without_template"] == ["empty"]
+    gallery = service.get_gallery("team")
+    assert (gallery.model_id, gallery.detector, gallery.templates) == ("dlib", "dlib", 1)
+    verdict = service.verify("team", "yao", mirrored)
+    assert verdict.match and verdict.threshold.threshold > 0.8  # dlib's own calibration
+    assert "switch_model" in {d.kind for d in service.list_decisions("team").items}
