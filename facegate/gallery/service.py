@@ -85,6 +85,20 @@ def page_of(rows: Sequence, limit: int, items: list) -> Page:
     return Page(items=items, next_cursor=encode_cursor(rows[limit - 1].id) if more else None)
 
 
+def template_row(gallery_id: int, subject_id: int, face: Face, source_sha256: str) -> FaceTemplate:
+    """The stored form of an enrolled face: its template, model tag, quality and source hash."""
+    return FaceTemplate(
+        gallery_id=gallery_id,
+        subject_id=subject_id,
+        model_id=face.template.model_id,
+        model_sha256=face.template.model_sha256,
+        vector=face.template.vector,
+        quality=float(face.quality.score),
+        source_sha256=source_sha256,
+        box=[round(float(v), 1) for v in face.detection.box],
+    )
+
+
 def hash_secret(secret: str) -> str:
     """API secrets are 256-bit random tokens, so a plain SHA-256 is a sound one-way store."""
     return hashlib.sha256(secret.encode()).hexdigest()
@@ -622,15 +636,9 @@ class GalleryService:
             g = self._gallery(session, gallery, principal)
             session.execute(delete(FaceTemplate).where(FaceTemplate.gallery_id == g.id))
             for subject_id, faces in staged.items():
-                for face, source in dict((src, (f, src)) for f, src in faces).values():
-                    session.add(
-                        FaceTemplate(
-                            gallery_id=g.id, subject_id=subject_id, model_id=face.template.model_id,
-                            model_sha256=face.template.model_sha256, vector=face.template.vector,
-                            quality=float(face.quality.score), source_sha256=source,
-                            box=[round(float(v), 1) for v in face.detection.box],
-                        )
-                    )
+                unique_sources = {source: face for face, source in faces}  # same photo twice: once
+                for source, face in unique_sources.items():
+                    session.add(template_row(g.id, subject_id, face, source))
             previous = f"{g.model_id}@{g.model_sha256[:12]}"
             g.model_id, g.model_sha256, g.detector = engine.model_id, engine.model_sha256, detector or g.detector
             gallery_id = g.id
@@ -716,16 +724,7 @@ class GalleryService:
             )
         try:
             with self.sessions.begin() as session:
-                template = FaceTemplate(
-                    gallery_id=g.id,
-                    subject_id=subject_id,
-                    model_id=face.template.model_id,
-                    model_sha256=face.template.model_sha256,
-                    vector=face.template.vector,
-                    quality=float(quality.score),
-                    source_sha256=source_hash,
-                    box=[round(float(v), 1) for v in face.detection.box],
-                )
+                template = template_row(g.id, subject_id, face, source_hash)
                 session.add(template)
                 session.flush()
                 if policy.store_crops:
