@@ -189,3 +189,149 @@ class Decision(Base):
     request_id: Mapped[str] = mapped_column(String(64), default="")
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # What monitoring needs of the probe: its template (for recalibration and template refresh)
+    # and the conditions it was taken in (for drift).
+    probe: Mapped[np.ndarray | None] = mapped_column(VectorType(), nullable=True)
+    quality: Mapped[float | None] = mapped_column(Float, nullable=True)
+    brightness: Mapped[float | None] = mapped_column(Float, nullable=True)
+    face_size: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+# -- workflows -------------------------------------------------------------------------------
+class ExamSession(Base):
+    """One sitting of an exam: in a room with a kiosk, or online with re-verification."""
+
+    __tablename__ = "exam_sessions"
+    __table_args__ = (UniqueConstraint("gallery_id", "code", name="uq_exam_session_code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gallery_id: Mapped[int] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(100))
+    course: Mapped[str] = mapped_column(String(200))
+    room: Mapped[str] = mapped_column(String(200), default="")
+    starts_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    online: Mapped[bool] = mapped_column(Boolean, default=False)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AttendanceEvent(Base):
+    """One check of one student in one session: the initial check-in or a re-verification."""
+
+    __tablename__ = "attendance"
+    __table_args__ = (Index("ix_attendance_session_student", "session_id", "student_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("exam_sessions.id", ondelete="CASCADE"))
+    student_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))  # checkin | reverify
+    status: Mapped[str] = mapped_column(String(30))  # present | rejected | locked | unknown_id | ...
+    kiosk: Mapped[str] = mapped_column(String(200), default="")
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    decision_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ReverifyChallenge(Base):
+    """An online exam's request that a student verify again before a deadline."""
+
+    __tablename__ = "reverify_challenges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("exam_sessions.id", ondelete="CASCADE"), index=True)
+    student_id: Mapped[str] = mapped_column(String(200))
+    due_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    deadline: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | passed | failed | missed
+    attendance_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Alert(Base):
+    """Something a person must look at; delivered to the gallery's webhook, acknowledged by staff."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_gallery_time", "gallery_id", "created_at"),
+        Index("ix_alerts_delivery", "delivery_status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gallery_id: Mapped[int] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    severity: Mapped[str] = mapped_column(String(10), default="warning")
+    subject_external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    session_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    decision_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # pending | delivered | failed (gave up) | none (no webhook configured)
+    delivery_status: Mapped[str] = mapped_column(String(20), default="none")
+    delivery_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+
+
+class FailedAttempt(Base):
+    """A failed verification of one identity, counted toward its lockout."""
+
+    __tablename__ = "failed_attempts"
+    __table_args__ = (Index("ix_failed_attempts_identity", "gallery_id", "identity", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gallery_id: Mapped[int] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"))
+    identity: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Lockout(Base):
+    """An identity refused until an admin clears it."""
+
+    __tablename__ = "lockouts"
+    __table_args__ = (Index("ix_lockouts_identity", "gallery_id", "identity"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gallery_id: Mapped[int] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"))
+    identity: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    locked_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    cleared_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    cleared_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class Account(Base):
+    """A self-service login: username, password hash (argon2) and the consent given."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (UniqueConstraint("gallery_id", "username", name="uq_account_username"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gallery_id: Mapped[int] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"))
+    subject_id: Mapped[int] = mapped_column(ForeignKey("subjects.id", ondelete="CASCADE"), unique=True)
+    username: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(300))
+    consent_text: Mapped[str] = mapped_column(Text)
+    consent_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class OpsAction(Base):
+    """An automatic or manual model-operations action (recalibration, template refresh),
+    recorded with what is needed to undo it."""
+
+    __tablename__ = "ops_actions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gallery_id: Mapped[int | None] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    reverted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
