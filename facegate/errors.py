@@ -99,3 +99,15 @@ class AuthenticationError(FaceGateError):
 
 class PermissionDeniedError(FaceGateError):
     code = "forbidden"
+
+
+class LockedOutError(FaceGateError):
+    """Too many failed verifications of one identity: refused until an admin clears it."""
+
+    code = "locked_out"
+
+
+class SessionClosedError(FaceGateError):
+    """A check-in outside the exam session's window."""
+
+    code = "session_closed"

@@ -14,6 +14,8 @@ STATUS = {
     e.PermissionDeniedError: 403,
     e.NotFoundError: 404,
     e.ConflictError: 409,
+    e.SessionClosedError: 409,
+    e.LockedOutError: 423,
     e.ModelMismatchError: 409,
     e.ImageTooLargeError: 413,
     e.ImageError: 422,

@@ -24,6 +24,11 @@ class GallerySettings(BaseModel):
     )
     min_quality: float = Field(0.5, ge=0, le=1, description="Minimum overall quality to enroll a face.")
     calibration: str = Field("default", description="Name of the calibration the thresholds come from.")
+    # Alerts and lockout (the workflows).
+    alert_webhook_url: str = Field("", description="Alerts are POSTed here as JSON, signed with the secret.")
+    alert_webhook_secret: str = Field("", description="HMAC-SHA256 key for the X-FaceGate-Signature header.")
+    lockout_failures: int = Field(5, ge=1, le=1000, description="Failed verifications of one id that lock it.")
+    lockout_minutes: float = Field(15.0, gt=0, description="Window in which those failures are counted.")
 
 
 class GalleryOut(BaseModel):
@@ -123,6 +128,9 @@ class VerifyResult(BaseModel):
     face: DetectedFace
     faces_in_image: int
     templates_compared: int
+    better_matches: list["Candidate"] = Field(
+        default_factory=list, description="With crosscheck: other subjects this face matches better (over the threshold)."
+    )
 
 
 class Candidate(BaseModel):

@@ -241,7 +241,10 @@ class GalleryService:
             model_id=gallery.model_id,
             model_sha256=gallery.model_sha256,
             detector=gallery.detector,
-            settings=self.gallery_settings(gallery),
+            # The webhook secret is write-only: shown as set or not, never echoed.
+            settings=self.gallery_settings(gallery).model_copy(
+                update={"alert_webhook_secret": "***" if (gallery.settings or {}).get("alert_webhook_secret") else ""}
+            ),
             created_at=gallery.created_at,
             subjects=int(subjects),
             templates=self._template_count(session, gallery.id),
@@ -265,6 +268,8 @@ class GalleryService:
         principal.require("admin")
         with self.sessions.begin() as session:
             gallery = self._gallery(session, name, principal)
+            if changes.get("alert_webhook_secret") == "***":  # the masked value sent back unchanged
+                changes = {k: v for k, v in changes.items() if k != "alert_webhook_secret"}
             merged = self.gallery_settings(gallery).model_dump() | changes
             try:
                 gallery.settings = GallerySettings(**merged).model_dump()
@@ -815,9 +820,15 @@ class GalleryService:
         photo: PhotoInput,
         far: float | None = None,
         request_id: str = "",
+        crosscheck: bool = False,
         principal: Principal = SYSTEM,
     ) -> VerifyResult:
-        """1:1: is the main face of the photo this subject?"""
+        """1:1: is the main face of the photo this subject?
+
+        With ``crosscheck`` the same probe is also searched 1:N: other subjects it matches
+        better than the claimed one (over the same threshold) come back in ``better_matches``,
+        the sign of someone presenting another person's id.
+        """
         with self.sessions() as session:
             g = self._gallery(session, gallery, principal)
             principal.require("recognize", g)
@@ -839,6 +850,7 @@ class GalleryService:
         score = float((matrix @ face.template.vector).max())
         info = self._verify_threshold(g, len(rows), far)
         match = score >= info.threshold
+        better = self._better_matches(g, subject.id, face, score, info.threshold) if crosscheck else []
         decision_id = self._log(
             g.id,
             "verify",
@@ -849,7 +861,11 @@ class GalleryService:
             target_rate=info.target_rate,
             calibration=info.calibration,
             request_id=request_id,
-            details={"faces_in_image": len(faces), "quality": round(face.quality.score, 3)},
+            details={
+                "faces_in_image": len(faces),
+                "quality": round(face.quality.score, 3),
+                **({"better_matches": [c.model_dump() for c in better]} if better else {}),
+            },
         )
         return VerifyResult(
             decision_id=decision_id,
@@ -860,7 +876,22 @@ class GalleryService:
             face=self._face_out(face),
             faces_in_image=len(faces),
             templates_compared=len(rows),
+            better_matches=better,
         )
+
+    def _better_matches(self, g: Gallery, claimed_subject_id: int, face: Face, claimed_score: float, threshold: float) -> list[Candidate]:
+        """Other subjects the probe matches over ``threshold`` and better than the claimed one."""
+        with self.sessions() as session:
+            hits = self.search.search(session, g.id, g.model_id, face.template.vector[None, :], k=10)[0]
+            best: dict[int, float] = {}
+            for h in hits:
+                if h.subject_id != claimed_subject_id and h.score >= threshold and h.score > claimed_score:
+                    best[h.subject_id] = max(best.get(h.subject_id, -2.0), h.score)
+            if not best:
+                return []
+            names = {s.id: s for s in session.scalars(select(Subject).where(Subject.id.in_(best)))}
+        ranked = sorted(best.items(), key=lambda kv: -kv[1])
+        return [Candidate(subject=names[i].external_id, display_name=names[i].display_name, score=sc) for i, sc in ranked if i in names]
 
     def identify(
         self,
