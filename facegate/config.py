@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     ann_min_templates: int = 20_000
     # HTTP.
     max_upload_bytes: int = 25 * 1024 * 1024
+    # Prometheus metrics at GET /metrics (no auth, for the scraper): turn off where the port is public.
+    metrics_enabled: bool = True
+    # Model operations: empty means sqlite:///<data_dir>/mlflow/mlflow.db, artifacts beside it.
+    mlflow_tracking_uri: str = ""
+    # How long the service keeps the registry's production calibration before asking again.
+    calibration_cache_ttl_s: float = 5.0
 
 
 @lru_cache(maxsize=1)

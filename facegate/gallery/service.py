@@ -170,7 +170,10 @@ class GalleryService:
         return engine
 
     def calibration_for(self, gallery: Gallery) -> Calibration:
-        calibration = default_calibration(gallery.model_id)
+        """The registry's production calibration for the gallery's weights, else the default."""
+        from facegate.modelops.registry import active_calibration
+
+        calibration = active_calibration(gallery.model_id, self.settings, gallery.model_sha256)
         if calibration.model_sha256 != gallery.model_sha256:
             raise ModelMismatchError(f"the calibration for {gallery.model_id} was measured on other weights")
         return calibration

@@ -1,0 +1,1 @@
+"""Model operations: MLflow tracking of evaluations, calibration versions and the active one."""
