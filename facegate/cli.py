@@ -24,6 +24,8 @@ key_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=
 app.add_typer(key_app, name="key")
 db_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+calibration_app = typer.Typer(help="Calibration versions in the MLflow registry.", no_args_is_help=True)
+app.add_typer(calibration_app, name="calibration")
 
 console = Console(stderr=True)
 out = Console()
@@ -236,6 +238,7 @@ def eval_lfw(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full report as JSON."),
     scores_out: Optional[Path] = typer.Option(None, "--scores", help="Write per-pair scores as CSV."),
     cache: Optional[Path] = typer.Option(None, "--cache", help="Embeddings cache (.npz) to reuse or create."),
+    track: bool = typer.Option(True, "--track/--no-track", help="Record the run in MLflow."),
 ) -> None:
     """LFW View 2: 10-fold accuracy (threshold from the other 9 folds), AUC, EER, TAR@FAR."""
     from facegate.evaluation.verification import evaluate_lfw, lfw_image_count
@@ -267,6 +270,11 @@ def eval_lfw(
 
             pairs_list = [(a, b) for a, b in zip(*_pair_paths(data, pairs_file))]
             write_scores_csv(scores_out, pairs_list, result, relative_to=data)
+        if track:
+            from facegate.modelops.jobs import track_lfw
+
+            run_id = track_lfw(report, data, files=[f for f in (json_out, scores_out) if f])
+            console.print(_run_hint(run_id))
 
 
 def _pair_paths(data: Path, pairs_file: str):
@@ -274,6 +282,180 @@ def _pair_paths(data: Path, pairs_file: str):
 
     pairs = read_pairs(data, pairs_file)
     return [p.path1 for p in pairs], [p.path2 for p in pairs]
+
+
+def _run_hint(run_id: str | None) -> str:
+    from facegate.modelops.tracking import tracking_uri
+
+    return f"MLflow run {run_id} in {tracking_uri()}" if run_id else "not tracked"
+
+
+@eval_app.command("dataset")
+def eval_dataset(
+    path: Path = typer.Argument(..., help="A folder per person, or a folder with manifest.csv (relative_path,identity)."),
+    model: str = ModelOption,
+    detector: str = DetectorOption,
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for the plots, report.md and metrics.json."),
+    far: float = typer.Option(1e-3, "--far", help="FAR of the operating threshold (from the active calibration)."),
+    max_impostors: int = typer.Option(1_000_000, "--max-impostors", help="Impostor pairs to score (seeded sample above)."),
+    limit_identities: Optional[int] = typer.Option(None, "--limit-identities", help="Only the first N people (sorted)."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Embeddings cache (.npz) to reuse or create."),
+    track: bool = typer.Option(True, "--track/--no-track", help="Record the run in MLflow."),
+) -> None:
+    """Verification and identification accuracy on a labelled collection, with plots and a report."""
+    from facegate.modelops.jobs import evaluate_dataset_job
+
+    with clear_errors():
+        state: dict = {}
+
+        def start(total: int) -> None:
+            state["bar"] = progress_bar(f"embedding ({model})", total)
+            state["advance"] = state["bar"].__enter__()
+
+        try:
+            job = evaluate_dataset_job(
+                path, model, detector, out_dir, far, max_impostors, limit_identities, cache, track=track,
+                on_start=start, on_progress=lambda: state["advance"]() if "advance" in state else None,
+            )
+        finally:
+            if "bar" in state:
+                state["bar"].__exit__(None, None, None)
+        e = job.evaluation
+        v, op = e.verification, e.operating_point
+        table = Table(title=f"{path.name}: {e.model} + {e.detector} ({e.images} images, {e.identities} people)")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        table.add_row("pairs genuine / impostor", f"{e.pairs['genuine']:,} / {e.pairs['impostor']:,}")
+        table.add_row("ROC AUC", f"{v['auc']:.5f}")
+        table.add_row("EER", f"{v['eer'] * 100:.2f}%")
+        for key, point in v["tar_at_far"].items():
+            flag = "" if point["resolvable"] else f" (unresolvable: < {point['impostors_needed']:,} impostors)"
+            table.add_row(f"TAR @ FAR {key}", f"{point['tar'] * 100:.2f}%{flag}")
+        table.add_row(f"threshold @ FAR {far:g}", f"{op['threshold']:.4f} ({op['calibration']})")
+        table.add_row("accuracy / precision / recall / F1",
+                      f"{op['accuracy'] * 100:.2f}% / {op['precision'] * 100:.2f}% / {op['recall'] * 100:.2f}% / {op['f1']:.3f}")
+        ident = e.identification
+        if ident.get("probes"):
+            table.add_row("rank-1 / rank-5", f"{ident['rank1'] * 100:.2f}% / {ident['rank5'] * 100:.2f}%")
+        for key, point in e.open_set.get("dir_at_fpir", {}).items():
+            flag = "" if point["resolvable"] else " (unresolvable)"
+            table.add_row(f"DIR @ FPIR {key}", f"{point['dir'] * 100:.2f}%{flag}")
+        for name, row in e.by_condition.items():
+            table.add_row(f"  {name}: TAR / FRR", f"{row['tar'] * 100:.1f}% / {row['frr'] * 100:.1f}%")
+        table.add_row("detection fall-backs", ", ".join(f"{k}: {n}" for k, n in e.fallbacks.items()) or "none")
+        out.print(table)
+        for note in e.notes:
+            out.print(f"note: {note}")
+        out.print(f"report: {job.files['report']}")
+        console.print(_run_hint(job.run_id))
+
+
+@app.command()
+def calibrate(
+    dataset: Path = typer.Option(..., "--dataset", help="Labelled collection whose impostor pairs set the threshold."),
+    target_far: float = typer.Option(1e-4, "--target-far", help="False-accept rate per comparison to calibrate at."),
+    model: str = ModelOption,
+    detector: str = DetectorOption,
+    bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples of the people (0: none)."),
+    promote: bool = typer.Option(False, "--promote", help="Make this version the production calibration."),
+    max_impostors: int = typer.Option(5_000_000, "--max-impostors", help="Impostor pairs to score (seeded sample above)."),
+    limit_identities: Optional[int] = typer.Option(None, "--limit-identities", help="Only the first N people (sorted)."),
+    cache: Optional[Path] = typer.Option(None, "--cache", help="Embeddings cache (.npz) to reuse or create."),
+) -> None:
+    """Choose the threshold at a FAR on a dataset, with a bootstrap interval; register it in MLflow."""
+    from facegate.modelops.jobs import calibrate_dataset_job
+    from facegate.modelops.registry import registered_model_name
+
+    with clear_errors():
+        state: dict = {}
+
+        def start(total: int) -> None:
+            state["bar"] = progress_bar(f"embedding ({model})", total)
+            state["advance"] = state["bar"].__enter__()
+
+        try:
+            job = calibrate_dataset_job(
+                dataset, target_far, model, detector, bootstrap, promote, True, max_impostors, limit_identities, cache,
+                on_start=start, on_progress=lambda: state["advance"]() if "advance" in state else None,
+            )
+        finally:
+            if "bar" in state:
+                state["bar"].__exit__(None, None, None)
+        r = job.result
+        conf = int(round(r.confidence * 100))
+        out.print(
+            f"{r.calibration.model_id}: threshold {r.threshold:.4f} at FAR {r.target_far:g} "
+            f"({r.n_impostors:,} impostor pairs, {r.n_identities} people)"
+        )
+        if r.bootstrap:
+            out.print(
+                f"  {conf}% interval ({r.bootstrap} resamples of people): threshold "
+                f"[{r.threshold_ci[0]:.4f}, {r.threshold_ci[1]:.4f}], FAR at {r.threshold:.4f} "
+                f"[{r.far_ci[0]:.2e}, {r.far_ci[1]:.2e}]"
+            )
+        if not r.resolvable:
+            out.print(f"  warning: fewer than 10/FAR impostor pairs; FAR {r.target_far:g} is not resolved by this sample")
+        out.print(f"  table: FAR {r.calibration.fars[0]:g} down to {r.calibration.min_far:.2e}")
+        name = registered_model_name(r.calibration.model_id)
+        state_text = " and promoted to production" if job.promoted else " (promote with 'facegate calibration promote')"
+        out.print(f"registered {name} version {job.version}{state_text}")
+        console.print(_run_hint(job.run_id))
+
+
+@calibration_app.command("list")
+def calibration_list(model: str = ModelOption) -> None:
+    """Every registered calibration version of a model; the production one is marked."""
+    from facegate.modelops.registry import list_versions, registered_model_name
+
+    with clear_errors():
+        rows = list_versions(model)
+        if not rows:
+            out.print(f"no calibration versions registered for {registered_model_name(model)}; the shipped default applies")
+            return
+        table = Table(title=registered_model_name(model))
+        for col in ("version", "aliases", "target FAR", "threshold", "threshold CI", "FAR CI", "dataset", "run"):
+            table.add_column(col, overflow="fold")
+        for r in rows:
+            table.add_row(str(r.version), ",".join(r.aliases), r.target_far, r.threshold[:8],
+                          r.tags.get("threshold_ci", ""), r.tags.get("far_ci", ""), r.dataset_hash[:12], r.run_id[:12])
+        out.print(table)
+
+
+@calibration_app.command("promote")
+def calibration_promote(version: int, model: str = ModelOption) -> None:
+    """Make a version the production calibration (the service follows within its cache TTL)."""
+    from facegate.modelops.registry import promote_calibration, registered_model_name
+
+    with clear_errors():
+        try:
+            promote_calibration(model, version)
+        except Exception as exc:  # MlflowException: no such version
+            if isinstance(exc, FaceGateError):
+                raise
+            console.print(f"[bold red]error[/]: cannot promote {registered_model_name(model)} v{version}: {exc}")
+            raise typer.Exit(code=2) from None
+        out.print(f"{registered_model_name(model)} version {version} is now production")
+
+
+@calibration_app.command("show")
+def calibration_show(
+    model: str = ModelOption,
+    version: Optional[int] = typer.Option(None, "--version", help="A registered version (default: the active one)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the calibration JSON."),
+) -> None:
+    """The calibration the service uses now (or one version): its name, source and table."""
+    from facegate.modelops.registry import active_calibration, load_version
+
+    with clear_errors():
+        calibration = load_version(model, version) if version else active_calibration(model, refresh=True)
+        if as_json:
+            out.print_json(json.dumps(calibration.to_dict()))
+            return
+        out.print(f"{calibration.name}: {calibration.source}")
+        out.print(f"model sha256 {calibration.model_sha256[:16]}, {calibration.impostor_pairs:,} impostor pairs")
+        for far in (1e-2, 1e-3, 1e-4, 1e-5, 1e-6):
+            flag = "" if calibration.resolvable(far) else " (extrapolated)"
+            out.print(f"  FAR {far:.0e}: threshold {calibration.threshold_at(far):.4f}{flag}")
 
 
 @eval_app.command("detection")
