@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     ann_min_templates: int = 20_000
     # HTTP.
     max_upload_bytes: int = 25 * 1024 * 1024
+    # Signing key of face-login session tokens; empty means a random key kept in
+    # data_dir/secret_key (created on first use, mode 0600).
+    secret_key: str = ""
+    session_token_minutes: float = 60.0
+    # Background jobs beside the API server (webhook delivery, missed re-verifications).
+    background_worker: bool = True
     # Prometheus metrics at GET /metrics (no auth, for the scraper): turn off where the port is public.
     metrics_enabled: bool = True
     # Model operations: empty means sqlite:///<data_dir>/mlflow/mlflow.db, artifacts beside it.

@@ -154,6 +154,11 @@ class IdentifyResult(BaseModel):
     threshold: ThresholdInfo
     gallery_templates: int
 
+    def main_face(self) -> IdentifiedFace | None:
+        """The largest face: the person at the camera, not someone passing behind."""
+        area = lambda f: (f.face.box[2] - f.face.box[0]) * (f.face.box[3] - f.face.box[1])  # noqa: E731
+        return max(self.faces, key=area) if self.faces else None
+
 
 class ApiKeyOut(BaseModel):
     id: int

@@ -1,0 +1,30 @@
+"""The three jobs FaceGate is bought for, built on the gallery service: exam check-in with
+attendance and alerts, self-service enrollment with face login, and team access rights."""
+
+from __future__ import annotations
+
+from facegate.gallery.service import GalleryService
+from facegate.workflows.access import AccessService
+from facegate.workflows.accounts import AccountService
+from facegate.workflows.alerts import AlertCenter, BackgroundWorker
+from facegate.workflows.exam import ExamService
+from facegate.workflows.lockout import LockoutGuard
+
+
+class Workflows:
+    """Every workflow over one gallery service; what the API, CLI and web pages hold."""
+
+    def __init__(self, gallery_service: GalleryService) -> None:
+        self.gallery = gallery_service
+        self.alerts = AlertCenter(gallery_service)
+        self.lockout = LockoutGuard(gallery_service, self.alerts)
+        self.exams = ExamService(gallery_service, self.alerts, self.lockout)
+        self.accounts = AccountService(gallery_service, self.alerts, self.lockout)
+        self.access = AccessService(gallery_service, self.alerts)
+
+    def background_worker(self, interval_s: float = 0.5) -> BackgroundWorker:
+        """Webhook delivery and missed re-verifications, run periodically beside the server."""
+        return BackgroundWorker([self.alerts.deliver_due, self.exams.sweep_missed], interval_s=interval_s)
+
+
+__all__ = ["Workflows", "AlertCenter", "LockoutGuard", "ExamService", "AccountService", "AccessService"]

@@ -1,0 +1,235 @@
+"""Self-service enrollment and face login.
+
+A person registers with a username, a password (argon2id) and at least three photos that
+pass the quality check, after giving consent (kept with its time and text). They log in by
+face alone (1:N within the gallery) or by username, password and face (three checks, two
+factors). Success returns a signed JWT with an expiry; every failure counts toward the
+username's lockout.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import uuid
+from pathlib import Path
+from typing import Literal
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from facegate.config import Settings
+from facegate.errors import AuthenticationError, ConflictError, InvalidRequestError, NoFaceError
+from facegate.gallery.schemas import EnrollItem, SubjectIn
+from facegate.gallery.service import SYSTEM, GalleryService, PhotoInput, Principal
+from facegate.storage.models import Account, Gallery, Subject, utcnow
+from facegate.workflows.alerts import AlertCenter
+from facegate.workflows.lockout import LockoutGuard
+
+MIN_PHOTOS = 3
+MIN_PASSWORD = 10
+TOKEN_ALGORITHM = "HS256"
+USER_PREFIX = "user:"
+_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+
+
+class RegistrationIn(BaseModel):
+    username: str = Field(..., min_length=3, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
+    password: str = Field(..., min_length=MIN_PASSWORD, max_length=1024)
+    display_name: str = Field("", max_length=300)
+    consent: bool = Field(..., description="The person agrees to the processing of their face data.")
+    consent_text: str = Field("I agree that my face photos are used to recognise me.", max_length=4000)
+
+
+class RegistrationResult(BaseModel):
+    username: str
+    subject: str
+    consent_at: dt.datetime
+    accepted_photos: int
+    items: list[EnrollItem]
+
+
+class LoginResult(BaseModel):
+    authenticated: bool
+    username: str | None = None
+    method: Literal["face", "password+face"]
+    token: str | None = None
+    expires_at: dt.datetime | None = None
+    score: float | None = None
+    threshold: float | None = None
+    decision_id: int | None = None
+    reason: str = ""
+    locked: bool = False
+
+
+class TokenClaims(BaseModel):
+    username: str
+    gallery: str
+    method: str
+    issued_at: dt.datetime
+    expires_at: dt.datetime
+    token_id: str
+
+
+def load_secret_key(settings: Settings) -> str:
+    """The configured key, or one generated once and kept in the data folder."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = Path(settings.data_dir) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+class AccountService:
+    def __init__(self, gallery_service: GalleryService, alerts: AlertCenter, lockout: LockoutGuard) -> None:
+        self.gs = gallery_service
+        self.alerts = alerts
+        self.lockout = lockout
+        self._key = load_secret_key(gallery_service.settings)
+
+    # -- registration -------------------------------------------------------------------------
+    def register(
+        self, gallery: str, data: RegistrationIn, photos: list[PhotoInput], principal: Principal = SYSTEM
+    ) -> RegistrationResult:
+        """All or nothing: the account exists only if at least three photos were enrolled."""
+        if not data.consent:
+            raise InvalidRequestError("consent is required before any face data is stored")
+        if len(photos) < MIN_PHOTOS:
+            raise InvalidRequestError(f"send at least {MIN_PHOTOS} photos (got {len(photos)})")
+        subject_id = USER_PREFIX + data.username
+        with self.gs.sessions() as session:
+            g = self.gs._gallery(session, gallery, principal)
+            principal.require("enroll", g)
+            taken = session.scalar(select(Account.id).where(Account.gallery_id == g.id, Account.username == data.username))
+        if taken is not None:
+            raise ConflictError(f"username {data.username!r} is taken")
+        self.gs.create_subject(gallery, SubjectIn(external_id=subject_id, display_name=data.display_name,
+                                                  attributes={"role": "user"}), principal=principal)
+        try:
+            report = self.gs.enroll(gallery, subject_id, photos, create_subject=False, principal=principal)
+            if report.accepted < MIN_PHOTOS:
+                reasons = "; ".join(f"{i.image}: {i.reason}" for i in report.items if i.status != "accepted")
+                raise InvalidRequestError(
+                    f"only {report.accepted} of {len(photos)} photos passed the checks, {MIN_PHOTOS} are needed "
+                    f"({reasons}); retake the others facing the camera in good light"
+                )
+            consent_at = utcnow()
+            with self.gs.sessions.begin() as session:
+                subject = session.scalar(select(Subject).where(Subject.gallery_id == g.id, Subject.external_id == subject_id))
+                session.add(Account(
+                    gallery_id=g.id, subject_id=subject.id, username=data.username,
+                    password_hash=_hasher.hash(data.password), consent_text=data.consent_text, consent_at=consent_at,
+                ))
+        except IntegrityError:
+            self.gs.delete_subject(gallery, subject_id, principal=SYSTEM)
+            raise ConflictError(f"username {data.username!r} is taken") from None
+        except BaseException:
+            self.gs.delete_subject(gallery, subject_id, principal=SYSTEM)  # nothing of a failed registration stays
+            raise
+        return RegistrationResult(username=data.username, subject=subject_id, consent_at=consent_at,
+                                  accepted_photos=report.accepted, items=report.items)
+
+    # -- login --------------------------------------------------------------------------------
+    def _issue(self, gallery: str, username: str, method: str) -> tuple[str, dt.datetime]:
+        now = utcnow()
+        expires = now + dt.timedelta(minutes=self.gs.settings.session_token_minutes)
+        claims = {"sub": username, "gal": gallery, "amr": method, "iat": now, "exp": expires, "jti": uuid.uuid4().hex}
+        return jwt.encode(claims, self._key, algorithm=TOKEN_ALGORITHM), expires
+
+    def check_token(self, token: str) -> TokenClaims:
+        """Validate a session token's signature and expiry."""
+        try:
+            c = jwt.decode(token, self._key, algorithms=[TOKEN_ALGORITHM], options={"require": ["exp", "sub", "iat"]})
+        except jwt.ExpiredSignatureError:
+            raise AuthenticationError("session token expired; log in again") from None
+        except jwt.InvalidTokenError:
+            raise AuthenticationError("invalid session token") from None
+        ts = lambda v: dt.datetime.fromtimestamp(v, dt.timezone.utc)  # noqa: E731
+        return TokenClaims(username=c["sub"], gallery=c["gal"], method=c["amr"], issued_at=ts(c["iat"]),
+                           expires_at=ts(c["exp"]), token_id=c["jti"])
+
+    def _fail(self, gallery: str, username: str | None, reason: str, decision_id: int | None, method: str,
+              score: float | None = None, threshold: float | None = None) -> LoginResult:
+        locked = False
+        with self.gs.sessions.begin() as session:
+            g = self.gs._gallery(session, gallery, SYSTEM)
+            if username:
+                locked = self.lockout.record_failure(session, g, USER_PREFIX + username, "login_failed")
+            self.alerts.raise_alert(session, g, "login_failed", f"{method} login failed: {reason}",
+                                    subject=USER_PREFIX + username if username else None, decision_id=decision_id,
+                                    severity="info", details={"method": method})
+        return LoginResult(authenticated=False, username=username, method=method, reason=reason, score=score,
+                           threshold=threshold, decision_id=decision_id, locked=locked)
+
+    def _succeed(self, gallery: str, g_id: int, username: str, method: str, score: float, threshold: float,
+                 decision_id: int) -> LoginResult:
+        token, expires = self._issue(gallery, username, method)
+        with self.gs.sessions.begin() as session:
+            account = session.scalar(select(Account).where(Account.gallery_id == g_id, Account.username == username))
+            account.last_login_at = utcnow()
+        return LoginResult(authenticated=True, username=username, method=method, token=token, expires_at=expires,
+                           score=score, threshold=threshold, decision_id=decision_id)
+
+    def _guard(self, gallery: str, username: str, principal: Principal) -> Gallery:
+        with self.gs.sessions() as session:
+            g = self.gs._gallery(session, gallery, principal)
+            principal.require("recognize", g)
+            self.lockout.check(session, g, USER_PREFIX + username)
+            return g
+
+    def login_face(self, gallery: str, photo: PhotoInput, request_id: str = "", principal: Principal = SYSTEM) -> LoginResult:
+        """Face alone: the main face must identify as a user with an account."""
+        with self.gs.sessions() as session:
+            g = self.gs._gallery(session, gallery, principal)
+            principal.require("recognize", g)
+        result = self.gs.identify(gallery, photo, top_k=1, request_id=request_id, principal=principal)
+        face = result.main_face()
+        if face is None:
+            raise NoFaceError("no face found in the photo; face the camera")
+        top = face.candidates[0] if face.candidates else None
+        near = top.subject[len(USER_PREFIX):] if top and top.subject.startswith(USER_PREFIX) else None
+        if face.decision != "match" or not face.subject.startswith(USER_PREFIX):
+            # No account to blame unless the face came closest to one: then it counts there.
+            return self._fail(gallery, near, "face not recognised", result.decision_id, "face",
+                              score=face.score, threshold=result.threshold.threshold)
+        username = face.subject[len(USER_PREFIX):]
+        with self.gs.sessions() as session:
+            self.lockout.check(session, g, USER_PREFIX + username)
+        return self._succeed(gallery, g.id, username, "face", face.score, result.threshold.threshold, result.decision_id)
+
+    def login_password_face(
+        self, gallery: str, username: str, password: str, photo: PhotoInput, request_id: str = "",
+        principal: Principal = SYSTEM,
+    ) -> LoginResult:
+        """Two factors: the password, then the face verified 1:1 against that account."""
+        method = "password+face"
+        g = self._guard(gallery, username, principal)
+        with self.gs.sessions() as session:
+            account = session.scalar(select(Account).where(Account.gallery_id == g.id, Account.username == username))
+        password_ok = False
+        if account is not None:
+            try:
+                password_ok = _hasher.verify(account.password_hash, password)
+            except (VerificationError, InvalidHashError):
+                password_ok = False
+        else:
+            _hasher.hash(password)  # same cost whether or not the username exists
+        if not password_ok:
+            return self._fail(gallery, username, "wrong username or password", None, method)
+        verify = self.gs.verify(gallery, USER_PREFIX + username, photo, request_id=request_id, principal=principal)
+        if not verify.match:
+            return self._fail(gallery, username, "face does not match the account", verify.decision_id, method,
+                              score=verify.score, threshold=verify.threshold.threshold)
+        if _hasher.check_needs_rehash(account.password_hash):
+            with self.gs.sessions.begin() as session:
+                session.get(Account, account.id).password_hash = _hasher.hash(password)
+        return self._succeed(gallery, g.id, username, method, verify.score, verify.threshold.threshold, verify.decision_id)
