@@ -652,5 +652,10 @@ def db_downgrade(revision: str = typer.Argument("base")) -> None:
     out.print(f"database at {revision}")
 
 
+from facegate.monitoring.cli import monitor_app  # noqa: E402 - after the helpers it imports lazily
+
+app.add_typer(monitor_app, name="monitor")
+
+
 if __name__ == "__main__":
     app()

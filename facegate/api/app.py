@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 
 from facegate import __version__
 from facegate.api import errors
+from facegate.api.monitoring_routes import router as monitoring_router
 from facegate.api.routes import router
 from facegate.gallery.service import GalleryService
 
@@ -32,5 +33,12 @@ def create_app(service: GalleryService | None = None) -> FastAPI:
         response.headers["X-Request-ID"] = request.state.request_id
         return response
 
+    service_ = app.state.service
+    if service_.settings.metrics_enabled:
+        from facegate.monitoring.metrics import install_http_metrics
+
+        install_http_metrics(app, service_.metrics)  # outermost: it times and counts every request
+
     app.include_router(router)
+    app.include_router(monitoring_router)
     return app

@@ -13,7 +13,7 @@ import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import cv2
 import numpy as np
@@ -60,6 +60,11 @@ from facegate.imaging import ImageLimits, decode_image, image_sha256
 from facegate.storage.db import default_database_url, make_engine, session_factory, upgrade
 from facegate.storage.models import ApiKey, Decision, FaceCrop, FaceTemplate, Gallery, Subject, utcnow
 from facegate.storage.vector_index import GallerySearch
+
+if TYPE_CHECKING:  # monitoring imports the service; only the type checker needs these names
+    from facegate.monitoring.drift import DriftReport, DriftWindows
+    from facegate.monitoring.metrics import FaceGateMetrics
+    from facegate.monitoring.response import ResponsePolicy, ResponseReport
 
 SCOPES = ("admin", "enroll", "recognize")
 KEY_PREFIX = "fg_"
@@ -869,6 +874,7 @@ class GalleryService:
                 "quality": round(face.quality.score, 3),
                 **({"better_matches": [c.model_dump() for c in better]} if better else {}),
             },
+            face=face,
         )
         return VerifyResult(
             decision_id=decision_id,
@@ -959,6 +965,7 @@ class GalleryService:
                 "faces": [{"decision": r.decision, "subject": r.subject, "score": r.score} for r in results],
                 "gallery_templates": total,
             },
+            face=faces[0] if faces else None,
         )
         return IdentifyResult(decision_id=decision_id, faces=results, threshold=info, gallery_templates=total)
 
@@ -975,7 +982,16 @@ class GalleryService:
         calibration: str = "",
         request_id: str = "",
         details: dict | None = None,
+        face: Face | None = None,
     ) -> int:
+        """Write one decision, with the probe face's template and image measures when there is
+        one (monitoring compares them between time windows and refreshes templates from them),
+        and count it in the Prometheus metrics: every decision passes here."""
+        quality = brightness = face_size = None
+        if face is not None:
+            quality = float(face.quality.score)
+            brightness = float(face.quality.measures.get("brightness", np.nan))
+            face_size = float(face.detection.box[3] - face.detection.box[1])
         with self.sessions.begin() as session:
             row = Decision(
                 gallery_id=gallery_id,
@@ -988,10 +1004,16 @@ class GalleryService:
                 calibration=calibration,
                 request_id=request_id,
                 details=details or {},
+                probe=face.template.vector if face is not None else None,
+                quality=quality,
+                brightness=brightness,
+                face_size=face_size,
             )
             session.add(row)
             session.flush()
-            return row.id
+            decision_id = row.id
+        self.metrics.observe_decision(kind, outcome, score=score, quality=quality, details=details)
+        return decision_id
 
     def list_decisions(
         self, gallery: str, cursor: str | None = None, limit: int = 50, kind: str | None = None, principal: Principal = SYSTEM
@@ -1037,3 +1059,34 @@ class GalleryService:
         for key in ("scrfd_500m", "arcface_mbf", "dlib_resnet", "dlib_shape5"):
             verified_path(key)
         return {"database": self.db.dialect.name, "schema_revision": revision, "models": "verified"}
+
+    # -- monitoring (facegate.monitoring) ---------------------------------------------------
+    @property
+    def metrics(self) -> "FaceGateMetrics":
+        """This service's Prometheus metrics, made on first use; each service has its own
+        registry, so several services (tests, tools) in one process never clash."""
+        from facegate.monitoring.metrics import FaceGateMetrics
+
+        return self.__dict__.get("_metrics") or self.__dict__.setdefault("_metrics", FaceGateMetrics())
+
+    def drift_report(self, gallery: str, windows: "DriftWindows", principal: Principal = SYSTEM) -> "DriftReport":
+        """Drift between a reference and a recent window of this gallery's decisions (admin)."""
+        from facegate.monitoring.drift import gallery_drift
+
+        return gallery_drift(self, gallery, windows, principal=principal)
+
+    def respond_to_drift(
+        self, gallery: str, windows: "DriftWindows", policy: "ResponsePolicy | None" = None, apply: bool = False,
+        principal: Principal = SYSTEM,
+    ) -> "ResponseReport":
+        """Plan (and with ``apply`` carry out) recalibration and template refresh (admin)."""
+        from facegate.monitoring.response import respond
+
+        return respond(self, gallery, windows, policy, apply=apply, principal=principal)
+
+    def revert_ops_action(self, action_id: int, principal: Principal = SYSTEM) -> dict:
+        """Undo one recorded monitoring action: remove the templates it added (restoring any it
+        replaced) or restore the production calibration it replaced (admin)."""
+        from facegate.monitoring.response import revert_action
+
+        return revert_action(self, action_id, principal=principal)

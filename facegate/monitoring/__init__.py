@@ -1,0 +1,1 @@
+"""Monitoring: Prometheus metrics, drift between decision windows, and the automatic response."""

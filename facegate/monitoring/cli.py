@@ -1,0 +1,172 @@
+"""``facegate monitor``: the drift report, the automatic response and its undo.
+
+``facegate monitor GALLERY`` is short for ``facegate monitor drift GALLERY``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+from rich.table import Table
+from typer.core import TyperGroup
+
+
+class _DriftByDefault(TyperGroup):
+    """A group whose first argument, when it names no subcommand, is a gallery for ``drift``."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["drift", *args]
+        return super().parse_args(ctx, args)
+
+
+monitor_app = typer.Typer(
+    cls=_DriftByDefault, no_args_is_help=True,
+    help="Drift of recent decisions against a reference window, and the automatic response.",
+)
+
+RefDays = typer.Option(28.0, "--reference-days", help="Reference window: this many days before the recent one.")
+RecentDays = typer.Option(7.0, "--recent-days", help="Recent window: the last this many days.")
+RefLast = typer.Option(None, "--reference-last", help="Reference window: the N decisions before the recent ones.")
+RecentLast = typer.Option(None, "--recent-last", help="Recent window: the last N decisions.")
+
+
+def _windows(reference_days: float, recent_days: float, reference_last: Optional[int], recent_last: Optional[int]):
+    from facegate.monitoring.drift import DriftWindows
+
+    return DriftWindows(reference_days=reference_days, recent_days=recent_days,
+                        reference_last=reference_last, recent_last=recent_last)
+
+
+def _fmt(value: Optional[float], digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2g}" if 0 < abs(value) < 10 ** -digits else f"{value:.{digits}f}"
+
+
+def drift_table(report) -> Table:
+    table = Table(title=(f"drift of {report.gallery}: {report.recent.label} ({report.recent.decisions}) vs "
+                         f"{report.reference.label} ({report.reference.decisions})"))
+    for col in ("feature", "ref n", "recent n", "ref mean", "recent mean", "PSI (limit)", "KS / diff", "p", "drifted"):
+        table.add_column(col, justify="left" if col in ("feature", "drifted") else "right")
+    for f in report.features:
+        flag = "[bold red]DRIFT[/]" if f.drifted else ("[dim]too few[/]" if not f.enough_samples else "[green]no[/]")
+        table.add_row(f.feature, str(f.reference_n), str(f.recent_n), _fmt(f.reference_mean), _fmt(f.recent_mean),
+                      f"{_fmt(f.psi)} ({_fmt(f.psi_limit, 2)})", _fmt(f.statistic), _fmt(f.p_value, 4), flag)
+    return table
+
+
+@monitor_app.command("drift")
+def drift(
+    gallery: str,
+    reference_days: float = RefDays,
+    recent_days: float = RecentDays,
+    reference_last: Optional[int] = RefLast,
+    recent_last: Optional[int] = RecentLast,
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """PSI and KS / Fisher tests of scores, quality, brightness, face size, reject and no-face rates."""
+    from facegate.cli import _service, clear_errors, out
+
+    with clear_errors():
+        report = _service().drift_report(gallery, _windows(reference_days, recent_days, reference_last, recent_last))
+        if as_json:
+            out.print_json(report.model_dump_json())
+            return
+        out.print(drift_table(report))
+        if report.drifted:
+            out.print(f"[bold red]drift[/] in {', '.join(report.drifted_features)}; "
+                      f"'facegate monitor respond {gallery}' plans the response")
+        else:
+            out.print("no drift")
+
+
+@monitor_app.command("respond")
+def respond(
+    gallery: str,
+    apply: bool = typer.Option(False, "--apply", help="Carry out and record the actions (default: dry run)."),
+    promote: bool = typer.Option(False, "--promote", help="Make the new calibration production (if it resolves the gallery's FAR)."),
+    force: bool = typer.Option(False, "--force", help="Act even when nothing drifted."),
+    no_recalibrate: bool = typer.Option(False, "--no-recalibrate", help="Only refresh templates."),
+    no_refresh: bool = typer.Option(False, "--no-refresh", help="Only recalibrate."),
+    max_refresh: int = typer.Option(3, "--max-refresh-per-subject", help="Refresh templates kept per subject."),
+    min_quality: float = typer.Option(0.7, "--min-quality", help="Probe quality needed to become a template."),
+    margin: float = typer.Option(0.10, "--margin", help="Score over the threshold needed to become a template."),
+    reject_rise: float = typer.Option(0.10, "--reject-rate-rise", help="Act when the reject rate rose by more."),
+    reference_days: float = RefDays,
+    recent_days: float = RecentDays,
+    reference_last: Optional[int] = RefLast,
+    recent_last: Optional[int] = RecentLast,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """After drift: recalibrate on recent verified probes and refresh templates (dry run unless --apply)."""
+    from facegate.cli import _service, clear_errors, out
+    from facegate.monitoring.response import ResponsePolicy
+
+    with clear_errors():
+        policy = ResponsePolicy(
+            promote=promote, force=force, recalibrate=not no_recalibrate, refresh=not no_refresh,
+            max_refresh_per_subject=max_refresh, refresh_min_quality=min_quality, refresh_score_margin=margin,
+            reject_rate_rise=reject_rise,
+        )
+        report = _service().respond_to_drift(
+            gallery, _windows(reference_days, recent_days, reference_last, recent_last), policy, apply=apply)
+        if as_json:
+            out.print_json(report.model_dump_json())
+            return
+        out.print(drift_table(report.drift))
+        if not report.triggered:
+            out.print("nothing drifted and the reject rate is steady: no action (use --force to act anyway)")
+            return
+        out.print("[bold]triggered by[/]: " + "; ".join(report.reasons))
+        rc = report.recalibration
+        if rc is not None:
+            if rc.threshold is None:
+                out.print(f"recalibration: skipped ({rc.skipped_reason})")
+            else:
+                out.print(
+                    f"recalibration: {rc.impostor_pairs} impostor / {rc.genuine_pairs} genuine pairs from {rc.probes} "
+                    f"verified probes; threshold at FAR {rc.target_far:g}: {rc.threshold:.4f} "
+                    f"(CI {_fmt(rc.threshold_ci[0], 4)}-{_fmt(rc.threshold_ci[1], 4)}; in use {rc.current_threshold:.4f})"
+                    f"{'' if rc.resolvable else ' [yellow]- does not resolve the gallery FAR, not promotable[/]'}"
+                    + (f"; registered as version {rc.version}{' and promoted' if rc.promote else ''}" if rc.version else "")
+                )
+        rf = report.refresh
+        if rf is not None:
+            out.print(f"template refresh: {len(rf.add)} probe(s) of {rf.candidates} verified to add, "
+                      f"{len(rf.replace_template_ids)} older refresh template(s) to replace; left out: {rf.skipped or 'none'}")
+            for item in rf.add:
+                out.print(f"  {item.subject}: decision {item.decision_id}, score {item.score:.3f} "
+                          f"(threshold {item.threshold:.3f}), quality {item.quality:.2f}"
+                          + (f" -> template {item.template_id}" if item.template_id else ""))
+        for action in report.actions:
+            out.print(f"recorded action {action.id} ({action.kind}); undo with 'facegate monitor revert {action.id}'")
+        if not apply:
+            out.print("dry run: nothing changed; add --apply to carry it out")
+
+
+@monitor_app.command("actions")
+def actions(gallery: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """The gallery's recorded monitoring actions, newest first."""
+    from facegate.cli import _service, clear_errors, out
+    from facegate.monitoring.response import list_actions
+
+    with clear_errors():
+        rows = list_actions(_service(), gallery)
+        if as_json:
+            out.print_json(json.dumps([r.model_dump(mode="json") for r in rows]))
+            return
+        for r in rows:
+            state = f"reverted {r.reverted_at:%Y-%m-%d %H:%M}" if r.reverted_at else "active"
+            out.print(f"{r.id}\t{r.kind}\t{r.created_at:%Y-%m-%d %H:%M}\t{state}")
+
+
+@monitor_app.command("revert")
+def revert(action_id: int) -> None:
+    """Undo a recorded action: remove the templates it added, or restore the previous production calibration."""
+    from facegate.cli import _service, clear_errors, out
+
+    with clear_errors():
+        out.print_json(json.dumps(_service().revert_ops_action(action_id), default=str))

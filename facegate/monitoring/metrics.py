@@ -1,0 +1,128 @@
+"""Prometheus metrics for the API and for every decision the service makes.
+
+Each :class:`FaceGateMetrics` owns its own ``CollectorRegistry`` rather than using the
+process-global one: a test run (or a process) may build several services and apps, and the
+global registry refuses a second collector with the same name. The service holds one
+instance; the app serves that instance's registry at ``/metrics``.
+
+Decisions are counted in ``GalleryService._log``, the one place every verify, identify and
+enroll passes, so the counts match the decision log exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Awaitable, Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+# Cosine similarity lives in [-1, 1]; thresholds in use sit between 0.2 and 0.6.
+SCORE_BUCKETS = (-0.2, 0.0, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+QUALITY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+RECOGNITION_KINDS = ("verify", "identify")
+
+
+class FaceGateMetrics:
+    """The metric families of one service (and the app in front of it)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.http_requests = Counter(
+            "facegate_http_requests", "HTTP requests by method, route template and status.",
+            ["method", "route", "status"], registry=r,
+        )
+        self.http_latency = Histogram(
+            "facegate_http_request_duration_seconds", "HTTP request latency by route template.",
+            ["method", "route"], buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.decisions = Counter(
+            "facegate_decisions", "Logged decisions by kind (verify, identify, enroll, ...) and outcome.",
+            ["kind", "outcome"], registry=r,
+        )
+        self.scores = Histogram(
+            "facegate_decision_score", "Similarity score of verify / identify decisions.",
+            ["kind"], buckets=SCORE_BUCKETS, registry=r,
+        )
+        self.quality = Histogram(
+            "facegate_probe_quality", "Quality score of the probe face of verify / identify decisions.",
+            ["kind"], buckets=QUALITY_BUCKETS, registry=r,
+        )
+        self.probes = Counter(
+            "facegate_recognition_probes", "Verify / identify requests that reached face detection.",
+            ["kind"], registry=r,
+        )
+        self.no_face = Counter(
+            "facegate_recognition_no_face", "Verify / identify requests where no face was found "
+            "(no-face rate = this / facegate_recognition_probes_total).", ["kind"], registry=r,
+        )
+        self.enroll_photos = Counter(
+            "facegate_enroll_photos", "Enrollment photos by result (accepted, rejected, skipped).",
+            ["status"], registry=r,
+        )
+
+    # -- decisions ------------------------------------------------------------------------
+    def observe_decision(
+        self, kind: str, outcome: str, score: float | None = None, quality: float | None = None,
+        details: dict | None = None,
+    ) -> None:
+        """Count one logged decision; never raises (metrics must not fail a request)."""
+        try:
+            self.decisions.labels(kind, outcome).inc()
+            if kind in RECOGNITION_KINDS:
+                self.probes.labels(kind).inc()
+                if outcome == "no_face":
+                    self.no_face.labels(kind).inc()
+                if score is not None:
+                    self.scores.labels(kind).observe(float(score))
+                if quality is not None:
+                    self.quality.labels(kind).observe(float(quality))
+            elif kind == "enroll" and details:
+                for status in ("accepted", "rejected", "skipped"):
+                    count = int(details.get(status, 0) or 0)
+                    if count:
+                        self.enroll_photos.labels(status).inc(count)
+        except Exception:  # pragma: no cover - defensive: a metric bug must not lose a decision
+            pass
+
+    # -- HTTP -----------------------------------------------------------------------------
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.http_requests.labels(method, route, str(status)).inc()
+        self.http_latency.labels(method, route).observe(seconds)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text format Prometheus scrapes, and its content type."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def route_template(scope: dict[str, Any]) -> str:
+    """The matched route's path template (``/api/v1/galleries/{gallery}``), never the raw path,
+    so label cardinality stays bounded; requests that matched no route share one label."""
+    route = scope.get("route")
+    path = getattr(route, "path", None) or getattr(route, "path_format", None)
+    return str(path) if path else "unmatched"
+
+
+def install_http_metrics(app: Any, metrics: FaceGateMetrics) -> None:
+    """Add the request-counting middleware and ``GET /metrics`` (no auth: Prometheus scrapes it;
+    turn it off with ``FACEGATE_METRICS_ENABLED=false`` where the port is public)."""
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        start = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            metrics.observe_request(request.method, route_template(request.scope), status, time.perf_counter() - start)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
