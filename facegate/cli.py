@@ -513,7 +513,6 @@ def serve(
     workers_threads: int = typer.Option(8, "--threads", help="Worker threads for requests."),
 ) -> None:
     """Start the REST API (docs at /docs). Prints a first admin key on the very first start."""
-    import anyio.to_thread
     import uvicorn
 
     from facegate.api import create_app
@@ -529,13 +528,7 @@ def serve(
             )
         out.print(f"database: {service.db.dialect.name}; data folder: {service.settings.data_dir.resolve()}")
         out.print(f"FaceGate API on http://{host}:{port}/api/v1 (docs: http://{host}:{port}/docs)")
-        app_ = create_app(service)
-
-        @app_.on_event("startup")
-        async def _threads() -> None:
-            anyio.to_thread.current_default_thread_limiter().total_tokens = workers_threads
-
-        uvicorn.run(app_, host=host, port=port, log_level="info")
+        uvicorn.run(create_app(service, worker_threads=workers_threads), host=host, port=port, log_level="info")
 
 
 @gallery_app.command("create")
@@ -655,6 +648,10 @@ def db_downgrade(revision: str = typer.Argument("base")) -> None:
 from facegate.monitoring.cli import monitor_app  # noqa: E402 - after the helpers it imports lazily
 
 app.add_typer(monitor_app, name="monitor")
+
+from facegate.workflows.cli import register as register_workflow_commands  # noqa: E402
+
+register_workflow_commands(app)
 
 
 if __name__ == "__main__":

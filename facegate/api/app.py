@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 
@@ -10,12 +11,35 @@ from facegate import __version__
 from facegate.api import errors
 from facegate.api.monitoring_routes import router as monitoring_router
 from facegate.api.routes import router
+from facegate.api.workflow_routes import router as workflow_router
 from facegate.gallery.service import GalleryService
+from facegate.workflows import Workflows
 
 
-def create_app(service: GalleryService | None = None) -> FastAPI:
-    """Build the app around one service (created from the settings when not given)."""
+def create_app(service: GalleryService | None = None, worker_threads: int | None = None) -> FastAPI:
+    """Build the app around one service (created from the settings when not given).
+
+    ``worker_threads`` caps the threads that run the (sync, CPU-bound) routes.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if worker_threads:
+            import anyio.to_thread
+
+            anyio.to_thread.current_default_thread_limiter().total_tokens = worker_threads
+        # Webhook delivery and missed re-verifications run beside the server, in this process.
+        worker = app.state.workflows.background_worker() if app.state.service.settings.background_worker else None
+        if worker:
+            worker.start()
+        try:
+            yield
+        finally:
+            if worker:
+                worker.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="FaceGate",
         version=__version__,
         description="Face enrollment, 1:1 verification and 1:N identification with calibrated thresholds.",
@@ -23,6 +47,7 @@ def create_app(service: GalleryService | None = None) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.service = service or GalleryService()
+    app.state.workflows = Workflows(app.state.service)
     errors.install(app)
 
     @app.middleware("http")
@@ -40,5 +65,6 @@ def create_app(service: GalleryService | None = None) -> FastAPI:
         install_http_metrics(app, service_.metrics)  # outermost: it times and counts every request
 
     app.include_router(router)
+    app.include_router(workflow_router)
     app.include_router(monitoring_router)
     return app
