@@ -412,13 +412,15 @@ def calibration_list(model: str = ModelOption) -> None:
         if not rows:
             out.print(f"no calibration versions registered for {registered_model_name(model)}; the shipped default applies")
             return
-        table = Table(title=registered_model_name(model))
-        for col in ("version", "aliases", "target FAR", "threshold", "threshold CI", "FAR CI", "dataset", "run"):
-            table.add_column(col, overflow="fold")
+        out.print(f"{registered_model_name(model)}: {len(rows)} version(s), newest first")
         for r in rows:
-            table.add_row(str(r.version), ",".join(r.aliases), r.target_far, r.threshold[:8],
-                          r.tags.get("threshold_ci", ""), r.tags.get("far_ci", ""), r.dataset_hash[:12], r.run_id[:12])
-        out.print(table)
+            threshold = f"{float(r.threshold):.4f}" if r.threshold else "?"
+            out.print(
+                f"v{r.version}\t{','.join(r.aliases) or '-'}\ttarget FAR {r.target_far or '?'}\tthreshold {threshold} "
+                f"CI {r.tags.get('threshold_ci', '-')}\tFAR CI {r.tags.get('far_ci', '-')}\t"
+                f"dataset {r.dataset_hash[:12] or '-'}\trun {r.run_id[:12] or '-'}",
+                soft_wrap=True,
+            )
 
 
 @calibration_app.command("promote")
