@@ -172,7 +172,7 @@ def real(tmp_path_factory):
                       f"{f.recent_mean:.3f} PSI {f.psi:.3f} (limit {f.psi_limit:.3f}) stat {f.statistic:.3f} "
                       f"p {f.p_value:.2g} drifted={f.drifted}")
     try:
-        yield {"service": service, "root": root, "enrolled": enrolled, "quiet": quiet, "shifted": shifted,
+        yield {"service": service, "root": root, "enrolled": enrolled, "quiet": quiet, "shifted": shifted, "tmp": tmp,
                "calls": {"R": r_calls, "U": u_calls, "S": s_calls}}
     finally:
         service.close()
@@ -415,6 +415,56 @@ def test_metrics_and_monitoring_routes_over_http(real, tmp_path):
         runner.stop()
         second.stop()
         other.close()
+
+
+# -- the command line -----------------------------------------------------------------------
+def test_monitor_cli_prints_the_service_report_and_responds(real, monkeypatch):
+    from typer.testing import CliRunner
+
+    from facegate.cli import app
+    from facegate.config import get_settings
+
+    service, tmp = real["service"], real["tmp"]
+    monkeypatch.setenv("FACEGATE_DATA_DIR", str(tmp / "data"))
+    monkeypatch.setenv("FACEGATE_DATABASE_URL", f"sqlite:///{tmp / 'fg.db'}")
+    get_settings.cache_clear()
+    runner = CliRunner()
+    try:
+        window = ["--reference-last", str(WINDOW), "--recent-last", str(WINDOW)]
+        as_json = runner.invoke(app, ["monitor", "site", *window, "--json"])
+        assert as_json.exit_code == 0, as_json.output
+        direct = service.drift_report("site", DriftWindows(reference_last=WINDOW, recent_last=WINDOW))
+        assert json.loads(as_json.stdout)["features"] == json.loads(direct.model_dump_json())["features"]
+        table = runner.invoke(app, ["monitor", "drift", "site", *window])
+        assert table.exit_code == 0 and "brightness" in table.stdout and "face_size" in table.stdout
+
+        wide = ["--reference-last", str(WINDOW), "--recent-last", str(2 * WINDOW)]
+        dry = runner.invoke(app, ["monitor", "respond", "site", "--force", "--no-recalibrate", *wide])
+        assert dry.exit_code == 0, dry.output
+        assert "dry run" in dry.stdout and "template refresh" in dry.stdout
+        before = service.get_gallery("site").templates
+        applied = runner.invoke(app, ["monitor", "respond", "site", "--force", "--no-recalibrate", "--apply",
+                                      "--max-refresh-per-subject", "1", *wide, "--json"])
+        assert applied.exit_code == 0, applied.output
+        report = json.loads(applied.stdout)
+        added = len(report["refresh"]["add"])
+        assert report["applied"] and added and service.get_gallery("site").templates == before + added
+        action = report["actions"][0]["id"]
+        listed = runner.invoke(app, ["monitor", "actions", "site", "--json"])
+        assert listed.exit_code == 0, listed.output
+        mine = [a for a in json.loads(listed.stdout) if a["id"] == action]
+        assert mine and mine[0]["kind"] == "refresh_templates" and mine[0]["reverted_at"] is None
+        assert runner.invoke(app, ["monitor", "actions", "site"]).exit_code == 0
+        undone = runner.invoke(app, ["monitor", "revert", str(action)])
+        assert undone.exit_code == 0, undone.output
+        assert len(json.loads(undone.stdout)["removed_templates"]) == added
+        assert service.get_gallery("site").templates == before
+        again = runner.invoke(app, ["monitor", "revert", str(action)])
+        assert again.exit_code == 2 and "already reverted" in again.output
+        missing = runner.invoke(app, ["monitor", "revert", "999999"])
+        assert missing.exit_code == 2 and "not found" in missing.output
+    finally:
+        get_settings.cache_clear()
 
 
 def _metric(text: str, name: str, **labels: str) -> float:

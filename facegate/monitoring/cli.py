@@ -9,6 +9,7 @@ import json
 from typing import Optional
 
 import typer
+from rich import box
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -41,20 +42,21 @@ def _windows(reference_days: float, recent_days: float, reference_last: Optional
 
 
 def _fmt(value: Optional[float], digits: int = 3) -> str:
+    """Compact numbers for an 80-column table: 3 significant digits."""
     if value is None:
         return "-"
-    return f"{value:.2g}" if 0 < abs(value) < 10 ** -digits else f"{value:.{digits}f}"
+    return f"{value:.{digits}g}"
 
 
 def drift_table(report) -> Table:
     table = Table(title=(f"drift of {report.gallery}: {report.recent.label} ({report.recent.decisions}) vs "
-                         f"{report.reference.label} ({report.reference.decisions})"))
-    for col in ("feature", "ref n", "recent n", "ref mean", "recent mean", "PSI (limit)", "KS / diff", "p", "drifted"):
-        table.add_column(col, justify="left" if col in ("feature", "drifted") else "right")
+                         f"{report.reference.label} ({report.reference.decisions})"), box=box.SIMPLE_HEAD)
+    for col in ("feature", "n", "mean", "PSI (lim)", "KS/Δ", "p", "drift"):
+        table.add_column(col, justify="left" if col in ("feature", "drift") else "right", no_wrap=True)
     for f in report.features:
-        flag = "[bold red]DRIFT[/]" if f.drifted else ("[dim]too few[/]" if not f.enough_samples else "[green]no[/]")
-        table.add_row(f.feature, str(f.reference_n), str(f.recent_n), _fmt(f.reference_mean), _fmt(f.recent_mean),
-                      f"{_fmt(f.psi)} ({_fmt(f.psi_limit, 2)})", _fmt(f.statistic), _fmt(f.p_value, 4), flag)
+        flag = "[bold red]DRIFT[/]" if f.drifted else ("[dim]few[/]" if not f.enough_samples else "[green]no[/]")
+        table.add_row(f.feature, f"{f.reference_n}/{f.recent_n}", f"{_fmt(f.reference_mean)}→{_fmt(f.recent_mean)}",
+                      f"{_fmt(f.psi, 2)} ({_fmt(f.psi_limit, 2)})", _fmt(f.statistic, 2), _fmt(f.p_value, 2), flag)
     return table
 
 
@@ -129,7 +131,7 @@ def respond(
                 out.print(
                     f"recalibration: {rc.impostor_pairs} impostor / {rc.genuine_pairs} genuine pairs from {rc.probes} "
                     f"verified probes; threshold at FAR {rc.target_far:g}: {rc.threshold:.4f} "
-                    f"(CI {_fmt(rc.threshold_ci[0], 4)}-{_fmt(rc.threshold_ci[1], 4)}; in use {rc.current_threshold:.4f})"
+                    f"(CI {_fmt(rc.threshold_ci[0], 4)}-{_fmt(rc.threshold_ci[1], 4)}; the calibration in use gives {rc.current_threshold:.4f})"
                     f"{'' if rc.resolvable else ' [yellow]- does not resolve the gallery FAR, not promotable[/]'}"
                     + (f"; registered as version {rc.version}{' and promoted' if rc.promote else ''}" if rc.version else "")
                 )
@@ -158,9 +160,16 @@ def actions(gallery: str, as_json: bool = typer.Option(False, "--json")) -> None
         if as_json:
             out.print_json(json.dumps([r.model_dump(mode="json") for r in rows]))
             return
+        table = Table(title=f"monitoring actions of {gallery}", box=box.SIMPLE_HEAD)
+        for col in ("id", "kind", "created", "state", "what"):
+            table.add_column(col, no_wrap=col != "what")
         for r in rows:
             state = f"reverted {r.reverted_at:%Y-%m-%d %H:%M}" if r.reverted_at else "active"
-            out.print(f"{r.id}\t{r.kind}\t{r.created_at:%Y-%m-%d %H:%M}\t{state}")
+            what = (f"{len(r.details.get('added', []))} template(s) added, {len(r.details.get('replaced', []))} replaced"
+                    if r.kind == "refresh_templates" else
+                    f"calibration v{r.details.get('version')}{' promoted' if r.details.get('promoted') else ''}")
+            table.add_row(str(r.id), r.kind, f"{r.created_at:%Y-%m-%d %H:%M}", state, what)
+        out.print(table)
 
 
 @monitor_app.command("revert")
