@@ -1,5 +1,5 @@
 """The three workflows end to end over HTTP, against a real uvicorn server (with its
-background worker running) on a real SQLite file, with real LFW photos:
+background worker running) on SQLite and on PostgreSQL, with real LFW photos:
 exam check-in with attendance, alerts, webhook and lockout; self-service registration and
 face login; team access rights.
 """
@@ -17,7 +17,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import jwt
 import pytest
 
-from tests.api_fixtures import ServerThread, blank_png
+from tests.api_fixtures import (  # noqa: F401 - fixtures are used by name
+    ServerThread,
+    backend,
+    blank_png,
+    fresh_database_url,
+    pg_server,
+)
 from tests.conftest import datasets_dir
 
 NOW = dt.datetime.now(dt.timezone.utc)
@@ -83,13 +89,15 @@ class Receiver:
 
 # -- the server ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(backend, request, tmp_path_factory):
+    """A server per backend (SQLite file, PostgreSQL database), its background worker running."""
     from facegate.api import create_app
     from facegate.config import Settings
     from facegate.gallery.service import GalleryService
 
-    tmp = tmp_path_factory.mktemp("workflows")
-    service = GalleryService(settings=Settings(data_dir=tmp / "data", database_url=f"sqlite:///{tmp / 'fg.db'}"))
+    tmp = tmp_path_factory.mktemp(f"workflows_{backend}")
+    url = fresh_database_url(backend, tmp, request, prefix="facegate_wf")
+    service = GalleryService(settings=Settings(data_dir=tmp / "data", database_url=url))
     admin = service.create_api_key("admin", ["admin"])
     app = create_app(service)
     runner = ServerThread(app, lifespan="on")
