@@ -12,6 +12,7 @@ import csv
 import datetime as dt
 import io
 import secrets
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
@@ -198,6 +199,9 @@ class ExamService:
         self.gs = gallery_service
         self.alerts = alerts
         self.lockout = lockout
+        # Recording a check is read-then-write (is the student already present?); one writer
+        # at a time keeps two kiosks from both admitting the same student in this process.
+        self._record_lock = threading.Lock()
 
     # -- roster -----------------------------------------------------------------------------
     def import_roster(
@@ -336,7 +340,7 @@ class ExamService:
         if known and not locked:
             verify = self.gs.verify(gallery, student_id, photo, request_id=request_id, crosscheck=True, principal=principal)
 
-        with self.gs.sessions.begin() as session:
+        with self._record_lock, self.gs.sessions.begin() as session:
             g = session.get(Gallery, g.id)
             exam = session.get(ExamSession, exam.id)
             alerts: list[tuple[str, str, str, dict]] = []  # kind, severity, message, details
