@@ -34,6 +34,7 @@ from facegate.monitoring.drift import (
     psi_noise_limit,
     rate_test,
 )
+from tests.api_fixtures import fresh_database_url, pg_server  # noqa: F401 - pg_server is used by name
 from tests.conftest import datasets_dir
 
 PEOPLE = 25
@@ -123,15 +124,17 @@ def degrade(data: bytes) -> bytes:
     return jpeg.tobytes()
 
 
-@pytest.fixture(scope="module")
-def real(tmp_path_factory):
-    """The module's gallery with the three verify windows, and the two drift reports."""
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def real(request, tmp_path_factory):
+    """The module's gallery with the three verify windows, and the two drift reports; once on
+    SQLite and once on PostgreSQL + pgvector (probe vectors are stored as ``vector`` there)."""
     from facegate.config import Settings
     from facegate.gallery.service import GalleryService, PhotoInput
 
     root, people = _lfw_people(PEOPLE)
-    tmp = tmp_path_factory.mktemp("monitoring")
-    service = GalleryService(settings=Settings(data_dir=tmp / "data", database_url=f"sqlite:///{tmp / 'fg.db'}"))
+    tmp = tmp_path_factory.mktemp(f"monitoring_{request.param}")
+    url = fresh_database_url(request.param, tmp, request, prefix="facegate_monitoring")
+    service = GalleryService(settings=Settings(data_dir=tmp / "data", database_url=url))
     service.create_gallery("site")
     started = time.perf_counter()
     enrolled: list[tuple[str, list[str]]] = []
@@ -163,7 +166,7 @@ def real(tmp_path_factory):
     s_calls = verify_all((3, 4), transform=degrade)
     shifted = service.drift_report("site", windows)
     built = time.perf_counter() - started
-    print(f"\nreal-photo gallery: {PEOPLE} enrolled, {3 * WINDOW} verify calls in {built:.1f} s")
+    print(f"\n{request.param}: real-photo gallery: {PEOPLE} enrolled, {3 * WINDOW} verify calls in {built:.1f} s")
     for label, report in (("unshifted (U vs R)", quiet), ("shifted (S vs U)", shifted)):
         print(label)
         for f in report.features:
@@ -173,6 +176,7 @@ def real(tmp_path_factory):
                       f"p {f.p_value:.2g} drifted={f.drifted}")
     try:
         yield {"service": service, "root": root, "enrolled": enrolled, "quiet": quiet, "shifted": shifted, "tmp": tmp,
+               "url": url, "backend": request.param,
                "calls": {"R": r_calls, "U": u_calls, "S": s_calls}}
     finally:
         service.close()
@@ -294,7 +298,7 @@ def test_refresh_adds_verified_probes_respects_cap_and_reverts(real):
     # 4. Revert the second action: its templates go, the ones it replaced come back (same vectors).
     undone = service.revert_ops_action(second.actions[0].id)
     assert sorted(undone["removed_templates"]) == sorted(i.template_id for i in second.refresh.add)
-    assert len(undone["restored_templates"]) == len(second.refresh.replace_template_ids)
+    assert sorted(r["template_id"] for r in undone["restored_templates"]) == sorted(second.refresh.replace_template_ids)
     restored = _refresh_templates(service)
     assert {s for s, _ in restored.values()} == {i.subject for i in added}
     assert sorted(src for _, src in restored.values()) == sorted(f"probe:{i.decision_id}" for i in added)
@@ -426,7 +430,7 @@ def test_monitor_cli_prints_the_service_report_and_responds(real, monkeypatch):
 
     service, tmp = real["service"], real["tmp"]
     monkeypatch.setenv("FACEGATE_DATA_DIR", str(tmp / "data"))
-    monkeypatch.setenv("FACEGATE_DATABASE_URL", f"sqlite:///{tmp / 'fg.db'}")
+    monkeypatch.setenv("FACEGATE_DATABASE_URL", real["url"])
     get_settings.cache_clear()
     runner = CliRunner()
     try:

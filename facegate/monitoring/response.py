@@ -306,7 +306,8 @@ def apply_refresh(service: "GalleryService", g: Gallery, plan: RefreshPlan, trig
             item.template_id = row.id
         action = OpsAction(
             gallery_id=g.id, kind=KIND_REFRESH,
-            details={"added": [i.model_dump() for i in plan.add], "replaced": replaced, "trigger": trigger},
+            details={"gallery_id": g.id, "added": [i.model_dump() for i in plan.add], "replaced": replaced,
+                     "trigger": trigger},
         )
         session.add(action)
         session.flush()
@@ -437,8 +438,15 @@ def _revert_refresh(service: "GalleryService", action_id: int, details: dict) ->
     removed, missing, restored = [], [], []
     with service.sessions.begin() as session:
         for item in details.get("added", []):
+            source = f"{REFRESH_PREFIX}{item['decision_id']}"
             t = session.get(FaceTemplate, item.get("template_id"))
-            if t is not None and t.source_sha256 == f"{REFRESH_PREFIX}{item['decision_id']}":
+            if t is None or t.source_sha256 != source:
+                # Put back under another id by an earlier revert: the source still names it.
+                t = session.scalar(
+                    select(FaceTemplate).join(Subject, Subject.id == FaceTemplate.subject_id).where(
+                        Subject.external_id == item["subject"], FaceTemplate.source_sha256 == source,
+                        FaceTemplate.gallery_id == details.get("gallery_id", FaceTemplate.gallery_id)))
+            if t is not None:
                 session.delete(t)
                 removed.append(t.id)
             else:
@@ -450,7 +458,10 @@ def _revert_refresh(service: "GalleryService", action_id: int, details: dict) ->
                 FaceTemplate.subject_id == old["subject_id"], FaceTemplate.source_sha256 == old["source_sha256"]))
             if subject is None or clash is not None:
                 continue
+            # The same id when it is still free, so an earlier action naming it can be reverted too.
+            same_id = session.get(FaceTemplate, old["template_id"]) is None
             row = FaceTemplate(
+                id=old["template_id"] if same_id else None,
                 gallery_id=subject.gallery_id, subject_id=subject.id, model_id=old["model_id"],
                 model_sha256=old["model_sha256"], vector=_vector_from_b64(old["vector"]), quality=old["quality"],
                 source_sha256=old["source_sha256"], box=old.get("box") or [],
