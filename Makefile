@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BENCH_VENV ?= .venv-bench
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow bench install clean lint
+.PHONY: run test test-slow bench install clean lint browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,14 @@ run: $(STAMP)
 	$(VENV)/bin/facegate models
 	$(VENV)/bin/facegate serve --host 127.0.0.1 --port 8000
 
-test: $(STAMP)
+# The web pages are tested in Debian's chromium (driven by Playwright); installed when missing
+# and we may (root), otherwise those tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+		echo "chromium not installed: the browser tests will skip"; }
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP)

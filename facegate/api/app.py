@@ -13,6 +13,7 @@ from facegate.api.monitoring_routes import router as monitoring_router
 from facegate.api.routes import router
 from facegate.api.workflow_routes import router as workflow_router
 from facegate.gallery.service import GalleryService
+from facegate.web import install as install_web_pages
 from facegate.workflows import Workflows
 
 
@@ -66,5 +67,6 @@ def create_app(service: GalleryService | None = None, worker_threads: int | None
 
     app.include_router(router)
     app.include_router(workflow_router)
+    install_web_pages(app)
     app.include_router(monitoring_router)
     return app

@@ -1,0 +1,135 @@
+"""The admin page in a real browser (Debian's chromium driven by Playwright) against a real
+server: the key form, the gallery list, alerts acknowledged with a click, a lockout cleared,
+and the drift report firing on darkened, blurred probes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.api_fixtures import ServerThread
+from tests.conftest import datasets_dir
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+WINDOW = 24
+
+
+def degrade(data: bytes) -> bytes:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    dark = np.clip(image.astype(np.float32) * 0.3, 0, 255).astype(np.uint8)
+    ok, jpeg = cv2.imencode(".jpg", cv2.GaussianBlur(dark, (0, 0), 2.5), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    return jpeg.tobytes()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("needs Debian's chromium (make test installs it)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A gallery with a reference window of normal probes, a recent one of degraded probes,
+    an access alert and a locked identity."""
+    from facegate.api import create_app
+    from facegate.config import Settings
+    from facegate.errors import FaceGateError
+    from facegate.gallery.schemas import GallerySettings
+    from facegate.gallery.service import SYSTEM, GalleryService, PhotoInput
+    from facegate.workflows import Workflows
+
+    lfw = datasets_dir("lfw")
+    tmp = tmp_path_factory.mktemp("web")
+    service = GalleryService(settings=Settings(data_dir=tmp / "data"))
+    service.create_gallery("campus", settings=GallerySettings(lockout_failures=1))
+    people = sorted(p for p in lfw.iterdir() if p.is_dir() and len(list(p.iterdir())) >= 3)
+    enrolled = []
+    for person in people:
+        photos = sorted(person.iterdir())
+        if service.enroll("campus", person.name, [PhotoInput(photos[0].name, photos[0].read_bytes())]).accepted:
+            enrolled.append(photos)
+        if len(enrolled) == WINDOW:
+            break
+
+    def verify_all(transform=None):
+        for photos in enrolled:
+            data = photos[1].read_bytes()
+            try:
+                service.verify("campus", photos[0].parent.name, PhotoInput(photos[1].name, transform(data) if transform else data))
+            except FaceGateError:
+                pass
+
+    verify_all()
+    verify_all(degrade)
+    wf = Workflows(service)
+    stranger = sorted(people[-1].iterdir())[0]
+    wf.access.check("campus", PhotoInput(stranger.name, stranger.read_bytes()), right="lab:enter")
+    with service.sessions.begin() as session:
+        g = service._gallery(session, "campus", SYSTEM)
+        wf.lockout.record_failure(session, g, "S-locked", "rejected")
+    admin = service.create_api_key("admin", ["admin"]).secret
+    runner = ServerThread(create_app(service))
+    runner.start()
+    yield {"url": runner.base_url, "admin": admin, "service": service}
+    runner.stop()
+    service.close()
+
+
+def test_admin_page_alerts_lockouts_and_drift(browser, site, tmp_path):
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(site["url"] + "/")  # redirects to /admin
+    assert page.url.endswith("/admin")
+    # A wrong key: a clear message, no data.
+    page.fill("#api-key", "fg_wrong")
+    page.click("#key-form button")
+    page.wait_for_function("document.querySelector('#status').className === 'error'")
+    assert "key" in page.text_content("#status").lower()
+
+    page.fill("#api-key", site["admin"])
+    page.click("#key-form button")
+    page.wait_for_selector("#alerts tbody tr")
+    assert "campus" in page.text_content("#gallery")
+    kinds = page.locator("#alerts tbody tr td:nth-child(3)").all_text_contents()
+    assert "access_denied" in kinds and "lockout" in kinds
+
+    # Acknowledge the access alert with a click; with "unacknowledged only" it disappears.
+    row = page.locator("#alerts tbody tr", has_text="access_denied")
+    row.locator("button").click()
+    page.wait_for_selector("#alerts tbody tr.acked")
+    assert "ack: admin page" in page.locator("#alerts tbody tr", has_text="access_denied").text_content()
+    page.check("#unacked-only")
+    page.wait_for_function("![...document.querySelectorAll('#alerts tbody tr')].some(r => r.textContent.includes('access_denied'))")
+
+    # The locked identity, cleared with a click.
+    assert "S-locked" in page.text_content("#lockouts tbody")
+    page.locator("#lockouts tbody tr", has_text="S-locked").locator("button").click()
+    page.wait_for_function("!document.querySelector('#lockouts tbody').textContent.includes('S-locked')")
+
+    # Drift: reference = the normal probes, recent = the darkened, blurred ones.
+    page.fill("#reference-last", str(WINDOW))
+    page.fill("#recent-last", str(WINDOW))
+    page.click("#drift-form button")
+    page.wait_for_function("document.querySelector('#drift-summary').textContent.startsWith('Drift in')")
+    drifted = {
+        r.locator("td").nth(0).text_content(): r.locator("td").nth(6).text_content()
+        for r in page.locator("#drift tbody tr").all()
+    }
+    assert drifted.get("brightness") == "yes", drifted
+    # The decisions table shows the calibration every decision used.
+    assert "default" in page.text_content("#decisions tbody") or "mlflow" in page.text_content("#decisions tbody")
+    page.screenshot(path=str(tmp_path / "admin.png"), full_page=True)
+    assert errors == []
+    page.close()
