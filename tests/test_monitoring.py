@@ -25,7 +25,6 @@ from sqlalchemy import select
 from facegate.errors import ConflictError, FaceGateError
 from facegate.monitoring.drift import (
     DecisionSample,
-    DriftLimits,
     DriftWindows,
     compare_windows,
     ks_test,
@@ -102,6 +101,40 @@ def test_compare_windows_on_synthetic_decisions():
     assert few["brightness"].psi is not None
     with pytest.raises(ValueError):
         DriftWindows(reference_last=10)
+
+
+def test_windows_by_days_read_the_decision_log(tmp_path):
+    """Time windows: the last ``recent_days`` against the ``reference_days`` before them; older
+    decisions and other kinds (enroll) stay out."""
+    import datetime as dt
+
+    from facegate.config import Settings
+    from facegate.gallery.service import GalleryService
+    from facegate.storage.models import Decision
+
+    service = GalleryService(settings=Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'd.db'}"))
+    try:
+        gallery_id = service.create_gallery("days").id
+        now = dt.datetime.now(dt.timezone.utc)
+        rng = np.random.default_rng(4)
+        with service.sessions.begin() as session:
+            def add(days_ago: float, brightness: float, kind: str = "verify") -> None:
+                session.add(Decision(
+                    gallery_id=gallery_id, kind=kind, outcome="match", subject_external_id="x", score=0.6,
+                    quality=0.8, brightness=brightness, face_size=120.0, created_at=now - dt.timedelta(days=days_ago)))
+            for i in range(40):
+                add(60 + i * 0.1, 200.0)  # older than both windows
+                add(10 + i * 0.3, float(rng.normal(120, 10)))  # reference: 8-28 days ago
+                add(i * 0.1, float(rng.normal(70, 10)))  # recent: the last 7 days
+                add(i * 0.1, 0.0, kind="enroll")
+        report = service.drift_report("days", DriftWindows(reference_days=21, recent_days=7))
+        assert (report.reference.decisions, report.recent.decisions) == (40, 40)
+        assert report.recent.end > report.recent.start == report.reference.end > report.reference.start
+        brightness = report.feature("brightness")
+        assert brightness.drifted and brightness.reference_mean > 100 > 90 > brightness.recent_mean
+        assert not report.feature("face_size").drifted and report.drifted_features == ["brightness"]
+    finally:
+        service.close()
 
 
 # -- real photos ----------------------------------------------------------------------------

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import logging
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
@@ -41,13 +40,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import delete, func, select
 
 from facegate.errors import ConflictError, NotFoundError
-from facegate.monitoring.drift import DriftLimits, DriftReport, DriftWindows, gallery_drift, load_windows
+from facegate.monitoring.drift import DriftLimits, DriftReport, DriftWindows, gallery_drift
 from facegate.storage.models import Decision, FaceTemplate, Gallery, OpsAction, Subject, utcnow
 
 if TYPE_CHECKING:
     from facegate.gallery.service import GalleryService, Principal
-
-log = logging.getLogger(__name__)
 
 REFRESH_PREFIX = "probe:"
 KIND_RECALIBRATE = "recalibrate"
