@@ -15,7 +15,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 
 from facegate.calibration import calibrate_from_impostors, impostor_scores
 from facegate.engine import FaceEngine

@@ -12,7 +12,6 @@ import hashlib
 import secrets
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 import cv2
@@ -22,7 +21,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from facegate.calibration import Calibration, default_calibration
+from facegate.calibration import Calibration
 from facegate.config import Settings, get_settings
 from facegate.engine import Face, FaceEngine, foreground_faces, get_engine, main_face_index
 from facegate.errors import (
@@ -88,6 +87,15 @@ def page_of(rows: Sequence, limit: int, items: list) -> Page:
     """A keyset page: ``rows`` were fetched with ``limit + 1`` to learn whether more follow."""
     more = len(rows) > limit
     return Page(items=items, next_cursor=encode_cursor(rows[limit - 1].id) if more else None)
+
+
+def newest_first(session: Session, query, id_column, cursor: str | None, limit: int) -> list:
+    """Rows of a log (decisions, alerts), newest first, after the cursor; ``limit + 1`` of them
+    so :func:`page_of` can tell whether more follow."""
+    before = decode_cursor(cursor)
+    if before:
+        query = query.where(id_column < before)
+    return list(session.scalars(query.order_by(id_column.desc()).limit(limit + 1)))
 
 
 def template_row(gallery_id: int, subject_id: int, face: Face, source_sha256: str) -> FaceTemplate:
@@ -1023,12 +1031,9 @@ class GalleryService:
             g = self._gallery(session, gallery, principal)
             principal.require("admin", g)
             query = select(Decision).where(Decision.gallery_id == g.id)
-            before = decode_cursor(cursor)
-            if before:
-                query = query.where(Decision.id < before)
             if kind:
                 query = query.where(Decision.kind == kind)
-            rows = list(session.scalars(query.order_by(Decision.id.desc()).limit(limit + 1)))
+            rows = newest_first(session, query, Decision.id, cursor, limit)
             items = [
                 DecisionOut(
                     id=d.id,
@@ -1054,7 +1059,7 @@ class GalleryService:
         with self.db.connect() as connection:
             connection.execute(text("SELECT 1"))
             revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        from facegate.models.registry import MODELS, verified_path
+        from facegate.models.registry import verified_path
 
         for key in ("scrfd_500m", "arcface_mbf", "dlib_resnet", "dlib_shape5"):
             verified_path(key)

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from facegate.gallery.service import SYSTEM, GalleryService, Principal, decode_cursor, page_of
+from facegate.gallery.service import SYSTEM, GalleryService, Principal, newest_first, page_of
 from facegate.gallery.schemas import Page
 from facegate.storage.models import Alert, Gallery, utcnow
 
@@ -173,9 +173,6 @@ class AlertCenter:
             g = self.gs._gallery(session, gallery, principal)
             principal.require("admin", g)
             query = select(Alert).where(Alert.gallery_id == g.id)
-            before = decode_cursor(cursor)
-            if before:
-                query = query.where(Alert.id < before)
             if kind:
                 query = query.where(Alert.kind == kind)
             if unacknowledged:
@@ -184,7 +181,7 @@ class AlertCenter:
                 query = query.where(Alert.subject_external_id == subject)
             if session_id is not None:
                 query = query.where(Alert.session_id == session_id)
-            rows = list(session.scalars(query.order_by(Alert.id.desc()).limit(limit + 1)))
+            rows = newest_first(session, query, Alert.id, cursor, limit)
             return page_of(rows, limit, [alert_out(a) for a in rows[:limit]])
 
     def acknowledge(self, gallery: str, alert_id: int, by: str, principal: Principal = SYSTEM) -> AlertOut:
