@@ -23,7 +23,7 @@ def _windows(**values: Any) -> DriftWindows:
     try:
         return DriftWindows(**{k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
-        raise InvalidRequestError("; ".join(e["msg"] for e in exc.errors())) from None
+        raise InvalidRequestError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
 
 
 class RespondIn(BaseModel):

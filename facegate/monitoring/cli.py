@@ -35,10 +35,16 @@ RecentLast = typer.Option(None, "--recent-last", help="Recent window: the last N
 
 
 def _windows(reference_days: float, recent_days: float, reference_last: Optional[int], recent_last: Optional[int]):
+    from pydantic import ValidationError
+
+    from facegate.errors import InvalidRequestError
     from facegate.monitoring.drift import DriftWindows
 
-    return DriftWindows(reference_days=reference_days, recent_days=recent_days,
-                        reference_last=reference_last, recent_last=recent_last)
+    try:
+        return DriftWindows(reference_days=reference_days, recent_days=recent_days,
+                            reference_last=reference_last, recent_last=recent_last)
+    except ValidationError as exc:
+        raise InvalidRequestError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
 
 
 def _fmt(value: Optional[float], digits: int = 3) -> str:
