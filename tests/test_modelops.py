@@ -247,3 +247,27 @@ def test_yale_conditions_are_reported(tmp_path: Path) -> None:
     assert set(conditions) == set(YALE_CONDITIONS)
     assert all(0 <= row["tar"] <= 1 and row["tar"] + row["frr"] == pytest.approx(1) for row in conditions.values())
     assert "## By condition" in (tmp_path / "yale" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_eval_lfw_is_tracked(tmp_path: Path, monkeypatch) -> None:
+    """``eval lfw`` records its run: params with the dataset hash, metrics, the JSON report."""
+    from facegate.cli import app
+    from facegate.config import get_settings
+    from facegate.modelops.tracking import EVAL_EXPERIMENT, client
+
+    lfw = datasets_dir("lfw")
+    cached = Path(__file__).resolve().parents[1] / "out" / "lfw_all_arcface.npz"
+    monkeypatch.setenv("FACEGATE_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    try:
+        args = ["eval", "lfw", "--data", str(lfw), "--pairs-file", "pairsDevTest.txt", "--json", str(tmp_path / "r.json")]
+        result = CliRunner().invoke(app, args + (["--cache", str(cached)] if cached.exists() else []))
+        assert result.exit_code == 0, result.output
+        mlflow = client(get_settings())
+        (run,) = mlflow.search_runs([mlflow.get_experiment_by_name(EVAL_EXPERIMENT).experiment_id])
+        assert run.data.params["benchmark"] == "LFW pairsDevTest.txt" and len(run.data.params["dataset_hash"]) == 64
+        assert run.data.metrics["auc"] > 0.99
+        assert "report/lfw.json" in {a.path for a in mlflow.list_artifacts(run.info.run_id, "report")}
+    finally:
+        get_settings.cache_clear()

@@ -85,7 +85,9 @@ def plot_histogram(pairs: PairSet, path: Path, title: str, threshold: float | No
     """Genuine and impostor score densities, with the operating threshold."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.5), dpi=100)
-    bins = np.linspace(min(-0.2, pairs.scores.min()), 1.0, 80)
+    real = pairs.scores[pairs.scores > -1.0]  # -1 marks an unreadable image, not a similarity
+    low = float(real.min()) if len(real) else -1.0
+    bins = np.linspace(low - 0.02 * (1.0 - low), 1.0, 80)
     ax.hist(pairs.scores[pairs.labels == 0], bins=bins, density=True, alpha=0.6, label=f"impostor ({pairs.n_impostor:,})")
     ax.hist(pairs.scores[pairs.labels == 1], bins=bins, density=True, alpha=0.6, label=f"genuine ({pairs.n_genuine:,})")
     if threshold is not None:
