@@ -391,7 +391,8 @@ def calibrate(
             out.print(
                 f"  {conf}% interval ({r.bootstrap} resamples of people): threshold "
                 f"[{r.threshold_ci[0]:.4f}, {r.threshold_ci[1]:.4f}], FAR at {r.threshold:.4f} "
-                f"[{r.far_ci[0]:.2e}, {r.far_ci[1]:.2e}]"
+                f"[{r.far_ci[0]:.2e}, {r.far_ci[1]:.2e}]; on other people expect "
+                f"[{r.extra['far_prediction'][0]:.2e}, {r.extra['far_prediction'][1]:.2e}]"
             )
         if not r.resolvable:
             out.print(f"  warning: fewer than 10/FAR impostor pairs; FAR {r.target_far:g} is not resolved by this sample")

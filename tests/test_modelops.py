@@ -72,6 +72,8 @@ def test_calibrate_register_and_service_follows_production(tmp_path: Path, orl_c
     assert float(tags["threshold"]) == pytest.approx(result.threshold)
     assert json.loads(tags["threshold_ci"]) == pytest.approx(list(result.threshold_ci))
     assert json.loads(tags["far_ci"]) == pytest.approx(list(result.far_ci))
+    low, high = json.loads(tags["far_prediction"])  # other people: wider than the interval itself
+    assert low < result.far_ci[0] and high > result.far_ci[1]
     v1 = registry.load_version("arcface", 1, settings)
     assert v1.name == "mlflow:facegate-arcface/v1" and v1.thresholds == result.calibration.thresholds
 
@@ -271,3 +273,21 @@ def test_eval_lfw_is_tracked(tmp_path: Path, monkeypatch) -> None:
         assert "report/lfw.json" in {a.path for a in mlflow.list_artifacts(run.info.run_id, "report")}
     finally:
         get_settings.cache_clear()
+
+
+def test_impostor_sample_is_seeded_and_clean(orl_cache: Path) -> None:
+    """Above --max-impostors the pairs are a seeded sample: same pairs every run, no repeats,
+    never two photos of one person, every genuine pair kept."""
+    from facegate.evaluation.dataset_eval import make_pairs
+    from facegate.evaluation.datasets import EmbeddedSet
+
+    embedded = EmbeddedSet.load(orl_cache)
+    a, b = make_pairs(embedded, 5000, seed=0), make_pairs(embedded, 5000, seed=0)
+    assert np.array_equal(a.first, b.first) and np.array_equal(a.second, b.second)
+    assert (a.n_genuine, a.n_impostor, a.impostor_total) == (1800, 5000, 78_000)
+    imp = a.labels == 0
+    ids = embedded.identities
+    assert not (ids[a.first[imp]] == ids[a.second[imp]]).any()
+    assert (ids[a.first[~imp]] == ids[a.second[~imp]]).all()
+    assert len(set(zip(a.first[imp].tolist(), a.second[imp].tolist()))) == 5000
+    assert not np.array_equal(make_pairs(embedded, 5000, seed=1).first, a.first)
