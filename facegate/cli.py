@@ -166,14 +166,15 @@ def compare(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Are these two photos the same person? Similarity, threshold and decision."""
-    from facegate.calibration import default_calibration
     from facegate.imaging import load_image
+    from facegate.modelops.registry import active_calibration
 
     with clear_errors():
         engine = _engine(model, detector)
         faces = [engine.main_face(load_image(p), fallback=False) for p in (image1, image2)]
         score = engine.compare(faces[0].template, faces[1].template)
-        calibration = default_calibration(engine.model_id)
+        # The same calibration the service would use: the registry's production version, else the default.
+        calibration = active_calibration(engine.model_id, model_sha256=engine.model_sha256)
         threshold = calibration.verify_threshold(far)
         same = score >= threshold
         result = {

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from facegate.calibration import default_calibration
 from facegate.config import Settings
-from tests.conftest import datasets_dir
+from tests.conftest import datasets_dir, package_photo
 
 
 @pytest.fixture(scope="module")
@@ -231,6 +231,11 @@ def test_calibration_cli_list_promote_show(tmp_path: Path, orl_cache: Path, monk
         assert shown.exit_code == 0 and _text(shown).startswith("mlflow:facegate-arcface/v1")
         missing = runner.invoke(app, ["calibration", "promote", "7"])
         assert missing.exit_code == 2
+        # 'facegate compare' decides with the same calibration as the service.
+        photo = package_photo("yaoming.jpg")
+        compared = runner.invoke(app, ["compare", str(photo), str(photo), "--json"])
+        assert compared.exit_code == 0, compared.output
+        assert json.loads(compared.stdout)["calibration"].startswith("mlflow:facegate-arcface/v1:")
     finally:
         refresh_active_calibration()
         get_settings.cache_clear()

@@ -372,9 +372,12 @@ def publish_calibration(
     try:
         mlflow_client.get_registered_model(name)
     except MlflowException:
-        mlflow_client.create_registered_model(
-            name, description=f"FAR -> threshold calibrations of FaceGate's {calibration.model_id} model"
-        )
+        try:
+            mlflow_client.create_registered_model(
+                name, description=f"FAR -> threshold calibrations of FaceGate's {calibration.model_id} model"
+            )
+        except MlflowException:  # created meanwhile by another process
+            mlflow_client.get_registered_model(name)
     version = mlflow_client.create_model_version(
         name,
         source=f"{run.info.artifact_uri}/{CALIBRATION_ARTIFACT_DIR}",

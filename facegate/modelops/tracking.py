@@ -82,8 +82,16 @@ def experiment_id(mlflow_client: "MlflowClient", name: str, settings: Settings |
     found = mlflow_client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
+    from mlflow.exceptions import MlflowException
+
     location = None if (settings or get_settings()).mlflow_tracking_uri else f"{artifact_root(settings)}/{name}"
-    return mlflow_client.create_experiment(name, artifact_location=location)
+    try:
+        return mlflow_client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # another process created it between the two calls
+        found = mlflow_client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
 
 
 def dataset_hash(root: Path) -> str:
