@@ -87,7 +87,7 @@ def test_calibrate_register_and_service_follows_production(tmp_path: Path, orl_c
     try:
         service.create_gallery("lab")
         lfw = datasets_dir("lfw") / "Naoto_Kan"
-        photo = lambda name: PhotoInput(name, (lfw / name).read_bytes())  # noqa: E731
+        photo = lambda name: PhotoInput(name, (lfw / name).read_bytes())
         assert service.enroll("lab", "s1", [photo("Naoto_Kan_0001.jpg")]).accepted == 1
         far = service.gallery_settings(service_gallery(service, "lab")).verify_far
 
@@ -147,7 +147,7 @@ def test_identity_bootstrap_is_wider_than_pair_bootstrap(orl_cache: Path) -> Non
                                  identities=(ids[i], ids[j]), bootstrap=300)
     by_pairs = calibrate_scores(scores, 1e-3, "arcface", embedded.model_sha256, "orl", bootstrap=300)
     assert by_people.threshold == by_pairs.threshold
-    width = lambda r: r.threshold_ci[1] - r.threshold_ci[0]  # noqa: E731
+    width = lambda r: r.threshold_ci[1] - r.threshold_ci[0]
     assert width(by_people) > 1.5 * width(by_pairs)
     assert by_people.calibration.extra["bootstrap_unit"] == "identity"
     # The table stops where fewer than 10 impostor pairs would lie above the threshold.

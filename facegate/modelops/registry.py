@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
-from facegate.calibration import CALIBRATION_FARS, Calibration, default_calibration, impostor_scores
+from facegate.calibration import CALIBRATION_FARS, Calibration, default_calibration
 from facegate.config import Settings, get_settings
 from facegate.modelops import tracking
 
