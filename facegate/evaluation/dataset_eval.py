@@ -78,6 +78,21 @@ def _score(embedded: EmbeddedSet, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return scores
 
 
+def sample_impostor_pairs(ids: np.ndarray, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` distinct pairs (i < j) of images of different people, drawn uniformly with a
+    seed, in (i, j) order. The caller makes sure at least ``count`` such pairs exist."""
+    n = len(ids)
+    rng = np.random.default_rng(seed)
+    keys = np.zeros(0, dtype=np.int64)
+    while len(keys) < count:
+        need = int((count - len(keys)) * 1.3) + 1024
+        x, y = rng.integers(0, n, need), rng.integers(0, n, need)
+        ok = (x != y) & (ids[x] != ids[y])
+        keys = np.unique(np.concatenate([keys, np.minimum(x[ok], y[ok]) * n + np.maximum(x[ok], y[ok])]))
+    keys = np.sort(rng.permutation(keys)[:count])
+    return keys // n, keys % n
+
+
 def make_pairs(embedded: EmbeddedSet, max_impostors: int = DEFAULT_MAX_IMPOSTORS, seed: int = 0) -> PairSet:
     """Every genuine pair and up to ``max_impostors`` impostor pairs (seeded, without repeats)."""
     ids = np.asarray(embedded.identities)
@@ -99,15 +114,7 @@ def make_pairs(embedded: EmbeddedSet, max_impostors: int = DEFAULT_MAX_IMPOSTORS
         keep = ids[a] != ids[b]
         imp_i, imp_j = a[keep], b[keep]
     else:
-        rng = np.random.default_rng(seed)
-        keys = np.zeros(0, dtype=np.int64)
-        while len(keys) < max_impostors:
-            need = int((max_impostors - len(keys)) * 1.3) + 1024
-            x, y = rng.integers(0, n, need), rng.integers(0, n, need)
-            ok = (x != y) & (ids[x] != ids[y])
-            keys = np.unique(np.concatenate([keys, np.minimum(x[ok], y[ok]) * n + np.maximum(x[ok], y[ok])]))
-        keys = np.sort(rng.permutation(keys)[:max_impostors])
-        imp_i, imp_j = keys // n, keys % n
+        imp_i, imp_j = sample_impostor_pairs(ids, max_impostors, seed)
     first = np.concatenate([genuine_i, imp_i]).astype(np.int64)
     second = np.concatenate([genuine_j, imp_j]).astype(np.int64)
     labels = np.r_[np.ones(len(genuine_i), np.int64), np.zeros(len(imp_i), np.int64)]

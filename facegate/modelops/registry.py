@@ -30,6 +30,7 @@ import numpy as np
 
 from facegate.calibration import CALIBRATION_FARS, Calibration, default_calibration
 from facegate.config import Settings, get_settings
+from facegate.evaluation.dataset_eval import sample_impostor_pairs
 from facegate.modelops import tracking
 
 log = logging.getLogger(__name__)
@@ -261,18 +262,7 @@ def impostor_pairs(
         if not scores:
             return np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
         return np.concatenate(scores), np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64)
-    rng = np.random.default_rng(seed)
-    keys = np.zeros(0, dtype=np.int64)
-    while len(keys) < max_pairs:
-        need = int((max_pairs - len(keys)) * 1.3) + 1024
-        i = rng.integers(0, n, need)
-        j = rng.integers(0, n, need)
-        ok = (i != j) & (ids[i] != ids[j])
-        lo, hi = np.minimum(i[ok], j[ok]), np.maximum(i[ok], j[ok])
-        keys = np.unique(np.concatenate([keys, lo * n + hi]))
-    keys = rng.permutation(keys)[:max_pairs]
-    keys.sort()
-    i, j = keys // n, keys % n
+    i, j = sample_impostor_pairs(ids, max_pairs, seed)
     scores = np.einsum("ij,ij->i", vectors[i], vectors[j])
     return scores, i, j
 
