@@ -112,6 +112,8 @@ def test_calibrate_register_and_service_follows_production(tmp_path: Path, orl_c
         threshold, name = threshold_now()
         assert name.startswith("mlflow:facegate-arcface/v2:")
         assert threshold == pytest.approx(v2.threshold_at(far))
+        shown = service.get_gallery("lab").active_calibration  # what the API and admin page show
+        assert shown.calibration.startswith("mlflow:facegate-arcface/v2:") and shown.threshold == pytest.approx(threshold)
         assert v2.threshold_at(far) != pytest.approx(v1.threshold_at(far))
 
         # A production version measured on other weights is ignored, never applied.

@@ -102,6 +102,8 @@ def test_admin_page_alerts_lockouts_and_drift(browser, site, tmp_path):
     page.click("#key-form button")
     page.wait_for_selector("#alerts tbody tr")
     assert "campus" in page.text_content("#gallery")
+    page.wait_for_function("document.querySelector('#calibration').textContent.includes('threshold')")
+    assert page.text_content("#calibration").startswith("Calibration in use: default (verify threshold 0.28")
     kinds = page.locator("#alerts tbody tr td:nth-child(3)").all_text_contents()
     assert "access_denied" in kinds and "lockout" in kinds
 

@@ -23,7 +23,10 @@ class GallerySettings(BaseModel):
         True, description="Refuse an enrollment photo that matches another subject (else only flag it)."
     )
     min_quality: float = Field(0.5, ge=0, le=1, description="Minimum overall quality to enroll a face.")
-    calibration: str = Field("default", description="Name of the calibration the thresholds come from.")
+    calibration: str = Field(
+        "default", description="Kept for stored settings; thresholds come from the model's active calibration "
+        "(the MLflow 'production' version, else the shipped default), shown in GalleryOut.active_calibration."
+    )
     # Alerts and lockout (the workflows).
     alert_webhook_url: str = Field("", description="Alerts are POSTed here as JSON, signed with the secret.")
     alert_webhook_secret: str = Field("", description="HMAC-SHA256 key for the X-FaceGate-Signature header.")
@@ -41,6 +44,9 @@ class GalleryOut(BaseModel):
     created_at: dt.datetime
     subjects: int = 0
     templates: int = 0
+    active_calibration: "ThresholdInfo | None" = Field(
+        None, description="The calibration in use and the verify threshold it gives a one-template subject."
+    )
 
 
 class SubjectIn(BaseModel):

@@ -264,7 +264,15 @@ class GalleryService:
             created_at=gallery.created_at,
             subjects=int(subjects),
             templates=self._template_count(session, gallery.id),
+            active_calibration=self._calibration_shown(gallery),
         )
+
+    def _calibration_shown(self, gallery: Gallery) -> ThresholdInfo | None:
+        """What the gallery decides with now; None (not an error) when its model does not match."""
+        try:
+            return self._verify_threshold(gallery, 1)
+        except ModelMismatchError:
+            return None
 
     def get_gallery(self, name: str, principal: Principal = SYSTEM) -> GalleryOut:
         with self.sessions() as session:

@@ -87,8 +87,17 @@ async function loadDecisions() {
     fmt(d.score), fmt(d.threshold), calibrationCell(d.calibration)]);
 }
 
+async function loadCalibration() {
+  const g = await api(`/galleries/${gallery()}`);
+  const c = g.active_calibration;
+  $("calibration").textContent = c
+    ? `Calibration in use: ${c.calibration.split(":")[0]} (verify threshold ${fmt(c.threshold, 4)} at FAR ${c.target_rate})`
+    : "No calibration matches this gallery's model: re-enroll it.";
+  $("calibration").title = c ? c.calibration : "";
+}
+
 async function refresh() {
-  for (const load of [loadAlerts, loadLockouts, loadDrift, loadDecisions]) {
+  for (const load of [loadCalibration, loadAlerts, loadLockouts, loadDrift, loadDecisions]) {
     try { await load(); } catch (e) { say(`${load.name.replace("load", "")}: ${e.message}`, true); }
   }
 }
