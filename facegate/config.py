@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     session_token_minutes: float = 60.0
     # Background jobs beside the API server (webhook delivery, missed re-verifications).
     background_worker: bool = True
+    # The automatic response to drift (facegate/monitoring/auto.py): how often every gallery is
+    # checked (0 turns it off) and how long a gallery is left alone after an action.
+    auto_respond_interval_s: float = 3600.0
+    auto_respond_cooldown_s: float = 86400.0
     # Prometheus metrics at GET /metrics (no auth, for the scraper): turn off where the port is public.
     metrics_enabled: bool = True
     # Model operations: empty means sqlite:///<data_dir>/mlflow/mlflow.db, artifacts beside it.

@@ -23,8 +23,15 @@ class Workflows:
         self.access = AccessService(gallery_service, self.alerts)
 
     def background_worker(self, interval_s: float = 0.5) -> BackgroundWorker:
-        """Webhook delivery and missed re-verifications, run periodically beside the server."""
-        return BackgroundWorker([self.alerts.deliver_due, self.exams.sweep_missed], interval_s=interval_s)
+        """Webhook delivery and missed re-verifications, run periodically beside the server, and
+        the automatic response to drift every ``auto_respond_interval_s``."""
+        from facegate.monitoring.auto import auto_respond, periodic
+
+        jobs = [self.alerts.deliver_due, self.exams.sweep_missed]
+        every = self.gallery.settings.auto_respond_interval_s
+        if every > 0:
+            jobs.append(periodic(every, lambda: auto_respond(self.gallery), name="auto_respond"))
+        return BackgroundWorker(jobs, interval_s=interval_s)
 
 
 __all__ = ["Workflows", "AlertCenter", "LockoutGuard", "ExamService", "AccountService", "AccessService"]
