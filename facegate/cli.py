@@ -64,6 +64,27 @@ def progress_bar(description: str, total: int) -> Iterator:
         yield lambda: progress.advance(task)
 
 
+@contextmanager
+def deferred_progress(description: str) -> Iterator[tuple]:
+    """``(start(total), advance())`` for a job that learns its total only once it runs: the bar
+    appears at ``start`` and is closed however the job ends."""
+    state: dict = {}
+
+    def start(total: int) -> None:
+        state["bar"] = progress_bar(description, total)
+        state["advance"] = state["bar"].__enter__()
+
+    def advance() -> None:
+        if "advance" in state:
+            state["advance"]()
+
+    try:
+        yield start, advance
+    finally:
+        if "bar" in state:
+            state["bar"].__exit__(None, None, None)
+
+
 def _engine(model: str, detector: str):
     from facegate.engine import get_engine
 
@@ -307,20 +328,11 @@ def eval_dataset(
     from facegate.modelops.jobs import evaluate_dataset_job
 
     with clear_errors():
-        state: dict = {}
-
-        def start(total: int) -> None:
-            state["bar"] = progress_bar(f"embedding ({model})", total)
-            state["advance"] = state["bar"].__enter__()
-
-        try:
+        with deferred_progress(f"embedding ({model})") as (start, advance):
             job = evaluate_dataset_job(
                 path, model, detector, out_dir, far, max_impostors, limit_identities, cache, track=track,
-                on_start=start, on_progress=lambda: state["advance"]() if "advance" in state else None,
+                on_start=start, on_progress=advance,
             )
-        finally:
-            if "bar" in state:
-                state["bar"].__exit__(None, None, None)
         e = job.evaluation
         v, op = e.verification, e.operating_point
         table = Table(title=f"{path.name}: {e.model} + {e.detector} ({e.images} images, {e.identities} people)")
@@ -368,20 +380,11 @@ def calibrate(
     from facegate.modelops.registry import registered_model_name
 
     with clear_errors():
-        state: dict = {}
-
-        def start(total: int) -> None:
-            state["bar"] = progress_bar(f"embedding ({model})", total)
-            state["advance"] = state["bar"].__enter__()
-
-        try:
+        with deferred_progress(f"embedding ({model})") as (start, advance):
             job = calibrate_dataset_job(
                 dataset, target_far, model, detector, bootstrap, promote, True, max_impostors, limit_identities, cache,
-                on_start=start, on_progress=lambda: state["advance"]() if "advance" in state else None,
+                on_start=start, on_progress=advance,
             )
-        finally:
-            if "bar" in state:
-                state["bar"].__exit__(None, None, None)
         r = job.result
         conf = int(round(r.confidence * 100))
         out.print(
