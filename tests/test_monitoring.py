@@ -34,7 +34,7 @@ from facegate.monitoring.drift import (
     rate_test,
 )
 from tests.api_fixtures import fresh_database_url, pg_server  # noqa: F401 - pg_server is used by name
-from tests.conftest import datasets_dir
+from tests.conftest import datasets_dir, degrade
 
 PEOPLE = 25
 WINDOW = 2 * PEOPLE  # two probes per person per window
@@ -147,14 +147,6 @@ def _lfw_people(count: int, min_images: int = 6) -> tuple[object, list[tuple[str
     people = sorted((name, sorted(paths)) for name, paths in by.items() if len(paths) >= min_images)
     return root, people
 
-
-def degrade(data: bytes) -> bytes:
-    """The same photo under poor light through a soft lens: 30 % brightness, Gaussian blur."""
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    dark = np.clip(image.astype(np.float32) * 0.3, 0, 255).astype(np.uint8)
-    ok, jpeg = cv2.imencode(".jpg", cv2.GaussianBlur(dark, (0, 0), 2.5), [cv2.IMWRITE_JPEG_QUALITY, 95])
-    assert ok
-    return jpeg.tobytes()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

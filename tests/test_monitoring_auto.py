@@ -6,19 +6,9 @@ from __future__ import annotations
 
 import time
 
-import cv2
-import numpy as np
-
-from tests.conftest import datasets_dir
+from tests.conftest import datasets_dir, degrade, enroll_lfw_people, verify_lfw_probes
 
 PEOPLE = 40
-
-
-def degrade(data: bytes) -> bytes:
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    dark = np.clip(image.astype(np.float32) * 0.3, 0, 255).astype(np.uint8)
-    ok, jpeg = cv2.imencode(".jpg", cv2.GaussianBlur(dark, (0, 0), 2.5), [cv2.IMWRITE_JPEG_QUALITY, 95])
-    return jpeg.tobytes()
 
 
 def test_periodic_runs_at_most_once_per_interval():
@@ -37,36 +27,20 @@ def test_periodic_runs_at_most_once_per_interval():
 
 def test_auto_respond_acts_on_drift_then_cools_down(tmp_path):
     from facegate.config import Settings
-    from facegate.errors import FaceGateError
-    from facegate.gallery.service import GalleryService, PhotoInput
+    from facegate.gallery.service import GalleryService
     from facegate.monitoring.auto import auto_respond
     from facegate.monitoring.drift import DriftWindows
     from facegate.monitoring.response import ResponsePolicy
     from facegate.workflows import Workflows
 
-    lfw = datasets_dir("lfw")
+    datasets_dir("lfw")  # skip, saying why, without the shared data
     service = GalleryService(Settings(data_dir=tmp_path / "data", auto_respond_interval_s=3600))
     try:
         service.create_gallery("site")
         service.create_gallery("quiet")  # no decisions: checked, nothing to do
-        enrolled = []
-        for person in sorted(p for p in lfw.iterdir() if p.is_dir() and len(list(p.iterdir())) >= 2):
-            photos = sorted(person.iterdir())
-            if service.enroll("site", person.name, [PhotoInput(photos[0].name, photos[0].read_bytes())]).accepted:
-                enrolled.append(photos)
-            if len(enrolled) == PEOPLE:
-                break
-
-        def verify_all(transform=None):
-            for photos in enrolled:
-                data = photos[1].read_bytes()
-                try:
-                    service.verify("site", photos[0].parent.name, PhotoInput(photos[1].name, transform(data) if transform else data))
-                except FaceGateError:
-                    pass
-
-        verify_all()
-        verify_all(degrade)
+        enrolled = enroll_lfw_people(service, "site", PEOPLE)
+        verify_lfw_probes(service, "site", enrolled)
+        verify_lfw_probes(service, "site", enrolled, transform=degrade)
         windows = DriftWindows(reference_last=PEOPLE, recent_last=PEOPLE)
         policy = ResponsePolicy(min_impostors=200, bootstrap=50)
         first = auto_respond(service, windows, policy)

@@ -7,24 +7,15 @@ from __future__ import annotations
 import os
 import shutil
 
-import cv2
-import numpy as np
 import pytest
 
 from tests.api_fixtures import ServerThread
-from tests.conftest import datasets_dir
+from tests.conftest import datasets_dir, degrade, enroll_lfw_people, verify_lfw_probes
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 WINDOW = 24
-
-
-def degrade(data: bytes) -> bytes:
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    dark = np.clip(image.astype(np.float32) * 0.3, 0, 255).astype(np.uint8)
-    ok, jpeg = cv2.imencode(".jpg", cv2.GaussianBlur(dark, (0, 0), 2.5), [cv2.IMWRITE_JPEG_QUALITY, 95])
-    return jpeg.tobytes()
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +35,6 @@ def site(tmp_path_factory):
     an access alert and a locked identity."""
     from facegate.api import create_app
     from facegate.config import Settings
-    from facegate.errors import FaceGateError
     from facegate.gallery.schemas import GallerySettings
     from facegate.gallery.service import SYSTEM, GalleryService, PhotoInput
     from facegate.workflows import Workflows
@@ -53,27 +43,11 @@ def site(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("web")
     service = GalleryService(settings=Settings(data_dir=tmp / "data"))
     service.create_gallery("campus", settings=GallerySettings(lockout_failures=1))
-    people = sorted(p for p in lfw.iterdir() if p.is_dir() and len(list(p.iterdir())) >= 3)
-    enrolled = []
-    for person in people:
-        photos = sorted(person.iterdir())
-        if service.enroll("campus", person.name, [PhotoInput(photos[0].name, photos[0].read_bytes())]).accepted:
-            enrolled.append(photos)
-        if len(enrolled) == WINDOW:
-            break
-
-    def verify_all(transform=None):
-        for photos in enrolled:
-            data = photos[1].read_bytes()
-            try:
-                service.verify("campus", photos[0].parent.name, PhotoInput(photos[1].name, transform(data) if transform else data))
-            except FaceGateError:
-                pass
-
-    verify_all()
-    verify_all(degrade)
+    enrolled = enroll_lfw_people(service, "campus", WINDOW)
+    verify_lfw_probes(service, "campus", enrolled)
+    verify_lfw_probes(service, "campus", enrolled, transform=degrade)
     wf = Workflows(service)
-    stranger = sorted(people[-1].iterdir())[0]
+    stranger = sorted((lfw / "Zhang_Ziyi").iterdir())[0]  # never enrolled: name order stops far earlier
     wf.access.check("campus", PhotoInput(stranger.name, stranger.read_bytes()), right="lab:enter")
     with service.sessions.begin() as session:
         g = service._gallery(session, "campus", SYSTEM)
