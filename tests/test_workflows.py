@@ -423,3 +423,53 @@ def test_team_access_rights(http):
 
 
 STUDENTS_BY_NAME = {name: (enrolled, probe) for name, enrolled, probe in STUDENTS.values()}
+
+
+# -- 5. two server processes admitting the same student ----------------------------------------------
+def test_admission_is_unique_across_processes(backend, request, tmp_path):
+    """Another process admits the student between this one's read and write: the partial unique
+    index refuses the second admission and the retry records a duplicate, with its alert."""
+    from sqlalchemy import event, func, insert, select
+
+    from facegate.config import Settings
+    from facegate.gallery.service import GalleryService, PhotoInput
+    from facegate.storage.models import AttendanceEvent, ExamSession
+    from facegate.workflows import Workflows
+    from facegate.workflows.exam import ExamSessionIn
+
+    url = fresh_database_url(backend, tmp_path, request, prefix="facegate_race")
+    service = GalleryService(settings=Settings(data_dir=tmp_path / "data", database_url=url))
+    other_process = GalleryService(settings=Settings(data_dir=tmp_path / "data2", database_url=url), migrate=False)
+    try:
+        wf = Workflows(service)
+        service.create_gallery("race")
+        name, enrolled, probe = STUDENTS["S002"]
+        assert service.enroll("race", "S002", [PhotoInput("a.jpg", lfw_bytes(name, enrolled))]).accepted == 1
+        wf.exams.create_session("race", ExamSessionIn(code="R1", course="C", starts_at=NOW - dt.timedelta(minutes=1),
+                                                      ends_at=NOW + dt.timedelta(hours=1)))
+        competed = []
+
+        def admit_elsewhere(session, flush_context, instances):
+            if competed or not any(isinstance(o, AttendanceEvent) and o.status == "present" for o in session.new):
+                return
+            competed.append(True)
+            with other_process.sessions.begin() as other:
+                exam_id = other.scalar(select(ExamSession.id).where(ExamSession.code == "R1"))
+                other.execute(insert(AttendanceEvent).values(
+                    session_id=exam_id, student_id="S002", kind="checkin", status="present", kiosk="other-process",
+                    details={}, created_at=NOW))
+
+        event.listen(service.sessions, "before_flush", admit_elsewhere)
+        try:
+            result = wf.exams.checkin("race", "R1", "S002", PhotoInput("live.jpg", lfw_bytes(name, probe)), kiosk="here")
+        finally:
+            event.remove(service.sessions, "before_flush", admit_elsewhere)
+        assert competed == [True]
+        assert result.status == "duplicate" and result.alerts == ["duplicate_checkin"] and not result.admitted
+        with service.sessions() as s:
+            admitted = s.scalar(select(func.count(AttendanceEvent.id)).where(AttendanceEvent.status == "present"))
+            kiosks = sorted(s.scalars(select(AttendanceEvent.kiosk)))
+        assert admitted == 1 and kiosks == ["here", "other-process"]
+    finally:
+        other_process.close()
+        service.close()

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator, UserDefinedType
@@ -219,7 +220,15 @@ class AttendanceEvent(Base):
     """One check of one student in one session: the initial check-in or a re-verification."""
 
     __tablename__ = "attendance"
-    __table_args__ = (Index("ix_attendance_session_student", "session_id", "student_id"),)
+    __table_args__ = (
+        Index("ix_attendance_session_student", "session_id", "student_id"),
+        # At most one admitted check-in per student and session, whatever process records it.
+        Index(
+            "uq_attendance_admitted", "session_id", "student_id", unique=True,
+            sqlite_where=text("kind = 'checkin' AND status = 'present'"),
+            postgresql_where=text("kind = 'checkin' AND status = 'present'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("exam_sessions.id", ondelete="CASCADE"))

@@ -340,75 +340,86 @@ class ExamService:
         if known and not locked:
             verify = self.gs.verify(gallery, student_id, photo, request_id=request_id, crosscheck=True, principal=principal)
 
-        with self._record_lock, self.gs.sessions.begin() as session:
-            g = session.get(Gallery, g.id)
-            exam = session.get(ExamSession, exam.id)
-            alerts: list[tuple[str, str, str, dict]] = []  # kind, severity, message, details
-            suspects = verify.better_matches if verify else []
-            if locked:
-                status, message = "locked", f"{student_id} is locked; call an administrator"
-                alerts.append(("locked_attempt", "warning", f"attempt on locked id {student_id} at {kiosk or 'a kiosk'}", {}))
-            elif not known:
-                status, message = "unknown_id", f"no student {student_id} is enrolled"
-                alerts.append(("unknown_id", "warning", f"unknown student id {student_id} at {kiosk or 'a kiosk'}", {}))
-            elif verify.match and suspects:
-                status, message = "flagged", "face matches another enrolled student better; proctor must check the ID"
-                alerts.append(("impersonation", "critical",
-                               f"{student_id}'s check-in face matches {suspects[0].subject} better "
-                               f"({suspects[0].score:.3f} vs {verify.score:.3f})",
-                               {"suspects": [s.model_dump() for s in suspects]}))
-            elif verify.match:
-                already = kind == "checkin" and session.scalar(
-                    select(AttendanceEvent.id).where(
-                        AttendanceEvent.session_id == exam.id, AttendanceEvent.student_id == student_id,
-                        AttendanceEvent.kind == "checkin", AttendanceEvent.status == "present",
+        # The read-then-write is serialised in this process by the lock; across processes the
+        # partial unique index (one "present" check-in per student and session) refuses the
+        # second writer, whose retry then reads the first one's row and records a duplicate.
+        gallery_id, exam_id = g.id, exam.id
+        for attempt in (0, 1):
+            try:
+                with self._record_lock, self.gs.sessions.begin() as session:
+                    g = session.get(Gallery, gallery_id)
+                    exam = session.get(ExamSession, exam_id)
+                    alerts: list[tuple[str, str, str, dict]] = []  # kind, severity, message, details
+                    suspects = verify.better_matches if verify else []
+                    if locked:
+                        status, message = "locked", f"{student_id} is locked; call an administrator"
+                        alerts.append(("locked_attempt", "warning", f"attempt on locked id {student_id} at {kiosk or 'a kiosk'}", {}))
+                    elif not known:
+                        status, message = "unknown_id", f"no student {student_id} is enrolled"
+                        alerts.append(("unknown_id", "warning", f"unknown student id {student_id} at {kiosk or 'a kiosk'}", {}))
+                    elif verify.match and suspects:
+                        status, message = "flagged", "face matches another enrolled student better; proctor must check the ID"
+                        alerts.append(("impersonation", "critical",
+                                       f"{student_id}'s check-in face matches {suspects[0].subject} better "
+                                       f"({suspects[0].score:.3f} vs {verify.score:.3f})",
+                                       {"suspects": [s.model_dump() for s in suspects]}))
+                    elif verify.match:
+                        already = kind == "checkin" and session.scalar(
+                            select(AttendanceEvent.id).where(
+                                AttendanceEvent.session_id == exam.id, AttendanceEvent.student_id == student_id,
+                                AttendanceEvent.kind == "checkin", AttendanceEvent.status == "present",
+                            )
+                        ) is not None
+                        if already:
+                            status, message = "duplicate", f"{student_id} has already checked in to this session"
+                            alerts.append(("duplicate_checkin", "warning", f"second check-in of {student_id} at {kiosk or 'a kiosk'}", {}))
+                        else:
+                            status, message = "present", f"welcome, {student_id}"
+                    else:
+                        status, message = "rejected", "face does not match this student id"
+                        if suspects:
+                            alerts.append(("impersonation", "critical",
+                                           f"face presented for {student_id} is enrolled student {suspects[0].subject} "
+                                           f"(score {suspects[0].score:.3f}; {verify.score:.3f} for {student_id})",
+                                           {"suspects": [s.model_dump() for s in suspects]}))
+                        else:
+                            alerts.append(("mismatch", "warning",
+                                           f"face does not match {student_id} (score {verify.score:.3f} < {verify.threshold.threshold:.3f})", {}))
+                    event = AttendanceEvent(
+                        session_id=exam.id, student_id=student_id, kind=kind, status=status, kiosk=kiosk,
+                        score=verify.score if verify else None, threshold=verify.threshold.threshold if verify else None,
+                        decision_id=verify.decision_id if verify else None,
+                        details={"suspects": [s.model_dump() for s in suspects]} if suspects else {}, created_at=now,
                     )
-                ) is not None
-                if already:
-                    status, message = "duplicate", f"{student_id} has already checked in to this session"
-                    alerts.append(("duplicate_checkin", "warning", f"second check-in of {student_id} at {kiosk or 'a kiosk'}", {}))
-                else:
-                    status, message = "present", f"welcome, {student_id}"
-            else:
-                status, message = "rejected", "face does not match this student id"
-                if suspects:
-                    alerts.append(("impersonation", "critical",
-                                   f"face presented for {student_id} is enrolled student {suspects[0].subject} "
-                                   f"(score {suspects[0].score:.3f}; {verify.score:.3f} for {student_id})",
-                                   {"suspects": [s.model_dump() for s in suspects]}))
-                else:
-                    alerts.append(("mismatch", "warning",
-                                   f"face does not match {student_id} (score {verify.score:.3f} < {verify.threshold.threshold:.3f})", {}))
-            event = AttendanceEvent(
-                session_id=exam.id, student_id=student_id, kind=kind, status=status, kiosk=kiosk,
-                score=verify.score if verify else None, threshold=verify.threshold.threshold if verify else None,
-                decision_id=verify.decision_id if verify else None,
-                details={"suspects": [s.model_dump() for s in suspects]} if suspects else {}, created_at=now,
-            )
-            session.add(event)
-            session.flush()
-            if kind == "reverify" and not locked:
-                challenge = session.get(ReverifyChallenge, challenge_id)
-                challenge.status = "passed" if status == "present" else "failed"
-                challenge.attendance_id = event.id
-                if status != "present":
-                    alerts.append(("reverify_failed", "critical", f"re-verification of {student_id} failed ({status})", {}))
-            failed = status in ("rejected", "unknown_id", "flagged")
-            newly_locked = self.lockout.record_failure(session, g, student_id, status) if failed else False
-            for alert_kind, severity, text, details in alerts:
-                self.alerts.raise_alert(
-                    session, g, alert_kind, f"[{exam.code}] {text}", severity=severity, subject=student_id,
-                    session_id=exam.id, decision_id=event.decision_id,
-                    details={"attendance_id": event.id, "kiosk": kiosk, "kind": kind, **details},
-                )
-            if kind == "checkin" and status == "present" and exam.online:
-                self._schedule_random(session, exam, student_id, now)
-            result = CheckinResult(
-                session=exam.code, student_id=student_id, kind=kind, status=status,
-                admitted=status == "present", message=message, score=event.score, threshold=event.threshold,
-                decision_id=event.decision_id, attendance_id=event.id, alerts=[a[0] for a in alerts],
-                suspects=suspects, locked=newly_locked,
-            )
+                    session.add(event)
+                    session.flush()
+                    if kind == "reverify" and not locked:
+                        challenge = session.get(ReverifyChallenge, challenge_id)
+                        challenge.status = "passed" if status == "present" else "failed"
+                        challenge.attendance_id = event.id
+                        if status != "present":
+                            alerts.append(("reverify_failed", "critical", f"re-verification of {student_id} failed ({status})", {}))
+                    failed = status in ("rejected", "unknown_id", "flagged")
+                    newly_locked = self.lockout.record_failure(session, g, student_id, status) if failed else False
+                    for alert_kind, severity, text, details in alerts:
+                        self.alerts.raise_alert(
+                            session, g, alert_kind, f"[{exam.code}] {text}", severity=severity, subject=student_id,
+                            session_id=exam.id, decision_id=event.decision_id,
+                            details={"attendance_id": event.id, "kiosk": kiosk, "kind": kind, **details},
+                        )
+                    if kind == "checkin" and status == "present" and exam.online:
+                        self._schedule_random(session, exam, student_id, now)
+                    result = CheckinResult(
+                        session=exam.code, student_id=student_id, kind=kind, status=status,
+                        admitted=status == "present", message=message, score=event.score, threshold=event.threshold,
+                        decision_id=event.decision_id, attendance_id=event.id, alerts=[a[0] for a in alerts],
+                        suspects=suspects, locked=newly_locked,
+                    )
+                break
+            except IntegrityError:
+                if attempt:
+                    raise
+
         if locked:
             raise LockedOutError(f"{student_id!r} is locked after repeated failed verifications; an administrator must clear it")
         return result

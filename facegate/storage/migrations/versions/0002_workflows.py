@@ -61,6 +61,9 @@ def upgrade() -> None:
         sa.Column("created_at", TZ, nullable=False),
     )
     op.create_index("ix_attendance_session_student", "attendance", ["session_id", "student_id"])
+    admitted = sa.text("kind = 'checkin' AND status = 'present'")
+    op.create_index("uq_attendance_admitted", "attendance", ["session_id", "student_id"], unique=True,
+                    sqlite_where=admitted, postgresql_where=admitted)
     op.create_table(
         "reverify_challenges",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -150,6 +153,7 @@ def downgrade() -> None:
     op.drop_table("alerts")
     op.drop_index("ix_reverify_challenges_session_id", table_name="reverify_challenges")
     op.drop_table("reverify_challenges")
+    op.drop_index("uq_attendance_admitted", table_name="attendance")
     op.drop_index("ix_attendance_session_student", table_name="attendance")
     op.drop_table("attendance")
     op.drop_index("ix_exam_sessions_gallery_id", table_name="exam_sessions")
