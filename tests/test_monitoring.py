@@ -434,6 +434,11 @@ def test_metrics_and_monitoring_routes_over_http(real, tmp_path):
         assert forbidden.status_code == 403
         bad = api.get("/api/v1/galleries/site/monitoring/drift", params={"recent_last": 5})
         assert bad.status_code == 400
+        # Limits from the caller: a p-value of almost 1 and a tiny PSI limit flag what the defaults do not.
+        loose = api.get("/api/v1/galleries/site/monitoring/drift",
+                        params={**params, "psi_limit": 1e-6, "p_value": 0.999999, "min_samples": 2}).json()
+        assert loose["limits"] == {"psi": 1e-6, "p_value": 0.999999, "min_samples": 2}
+        assert len(loose["drifted_features"]) > len(over_http.json()["drifted_features"])
         dry = api.post("/api/v1/galleries/site/monitoring/respond",
                        json={"windows": params, "policy": {"force": True, "recalibrate": False}})
         assert dry.status_code == 200 and dry.json()["applied"] is False

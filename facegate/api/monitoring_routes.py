@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from facegate.api.deps import PrincipalDep, ServiceDep
 from facegate.errors import InvalidRequestError
-from facegate.monitoring.drift import DriftReport, DriftWindows
+from facegate.monitoring.drift import DriftReport, DriftWindows, drift_limits
 from facegate.monitoring.response import OpsActionOut, ResponsePolicy, ResponseReport, list_actions
 
 router = APIRouter(prefix="/api/v1", tags=["monitoring"])
@@ -41,12 +41,16 @@ def drift(
     recent_days: Annotated[float | None, Query(gt=0)] = None,
     reference_last: Annotated[int | None, Query(ge=1)] = None,
     recent_last: Annotated[int | None, Query(ge=1)] = None,
+    psi_limit: Annotated[float | None, Query(gt=0)] = None,
+    p_value: Annotated[float | None, Query(gt=0, lt=1)] = None,
+    min_samples: Annotated[int | None, Query(ge=2)] = None,
 ) -> DriftReport:
     """Drift of scores, quality, brightness, face size and reject / no-face rates between a
-    reference and a recent window (by days, or by the last N decisions)."""
+    reference and a recent window (by days, or by the last N decisions); the limits default to
+    PSI 0.2 (raised to the noise level of small windows), p 0.01 and 20 values per window."""
     windows = _windows(reference_days=reference_days, recent_days=recent_days,
                        reference_last=reference_last, recent_last=recent_last)
-    return service.drift_report(gallery, windows, principal=principal)
+    return service.drift_report(gallery, windows, drift_limits(psi_limit, p_value, min_samples), principal=principal)
 
 
 @router.post("/galleries/{gallery}/monitoring/respond", response_model=ResponseReport)

@@ -1082,11 +1082,13 @@ class GalleryService:
 
         return self.__dict__.get("_metrics") or self.__dict__.setdefault("_metrics", FaceGateMetrics())
 
-    def drift_report(self, gallery: str, windows: "DriftWindows", principal: Principal = SYSTEM) -> "DriftReport":
+    def drift_report(
+        self, gallery: str, windows: "DriftWindows", limits: "DriftLimits | None" = None, principal: Principal = SYSTEM
+    ) -> "DriftReport":
         """Drift between a reference and a recent window of this gallery's decisions (admin)."""
         from facegate.monitoring.drift import gallery_drift
 
-        return gallery_drift(self, gallery, windows, principal=principal)
+        return gallery_drift(self, gallery, windows, limits, principal=principal)
 
     def respond_to_drift(
         self, gallery: str, windows: "DriftWindows", policy: "ResponsePolicy | None" = None, apply: bool = False,

@@ -73,13 +73,18 @@ def drift(
     recent_days: float = RecentDays,
     reference_last: Optional[int] = RefLast,
     recent_last: Optional[int] = RecentLast,
+    psi_limit: Optional[float] = typer.Option(None, "--psi-limit", help="PSI over which a feature drifted (default 0.2, raised for small windows)."),
+    p_value: Optional[float] = typer.Option(None, "--p-value", help="KS / Fisher p-value under which a feature drifted (default 0.01)."),
+    min_samples: Optional[int] = typer.Option(None, "--min-samples", help="Values needed in each window (default 20)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """PSI and KS / Fisher tests of scores, quality, brightness, face size, reject and no-face rates."""
     from facegate.cli import _service, clear_errors, out
+    from facegate.monitoring.drift import drift_limits
 
     with clear_errors():
-        report = _service().drift_report(gallery, _windows(reference_days, recent_days, reference_last, recent_last))
+        report = _service().drift_report(gallery, _windows(reference_days, recent_days, reference_last, recent_last),
+                                          drift_limits(psi_limit, p_value, min_samples))
         if as_json:
             out.print_json(report.model_dump_json())
             return

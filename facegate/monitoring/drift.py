@@ -118,6 +118,12 @@ class DriftLimits(BaseModel):
     min_samples: int = Field(20, ge=2, description="Values needed in each window before a feature is judged.")
 
 
+def drift_limits(psi: float | None = None, p_value: float | None = None, min_samples: int | None = None) -> DriftLimits:
+    """The limits with the caller's overrides (None keeps the default), as the CLI and API take them."""
+    given = {"psi": psi, "p_value": p_value, "min_samples": min_samples}
+    return DriftLimits(**{k: v for k, v in given.items() if v is not None})
+
+
 class FeatureDrift(BaseModel):
     feature: str
     test: str = Field(description="'ks' for continuous features, 'fisher' for rates.")
