@@ -46,3 +46,33 @@ def test_switching_to_dlib_replaces_every_template_and_keeps_recognising(service
     verdict = service.verify("team", "yao", mirrored)
     assert verdict.match and verdict.threshold.threshold > 0.8  # dlib's own calibration
     assert "switch_model" in {d.kind for d in service.list_decisions("team").items}
+
+
+def test_switch_model_over_http(tmp_path):
+    """The same job through POST /galleries/{g}/switch-model on a real server."""
+    import httpx
+
+    from facegate.api import create_app
+    from tests.api_fixtures import ServerThread
+
+    svc = GalleryService(settings=Settings(data_dir=tmp_path / "data"))
+    admin = svc.create_api_key("admin", ["admin"]).secret
+    runner = ServerThread(create_app(svc))
+    runner.start()
+    try:
+        yao = package_photo("yaoming.jpg").read_bytes()
+        with httpx.Client(base_url=runner.base_url + "/api/v1", headers={"X-API-Key": admin}, timeout=120) as http:
+            assert http.post("/galleries", json={"name": "team"}).status_code == 201
+            assert http.post("/galleries/team/subjects/yao/enroll", files=[("files", ("y.jpg", yao))]).json()["accepted"] == 1
+            bad = http.post("/galleries/team/switch-model", data={"model": "dlib"}, files=[("files", ("y.jpg", yao))])
+            assert bad.status_code == 400 and "<external_id>/<file>" in bad.json()["detail"]
+            r = http.post("/galleries/team/switch-model", data={"model": "dlib", "detector": "dlib"},
+                          files=[("files", ("yao/y.jpg", yao))])
+            assert r.status_code == 200, r.text
+            assert r.json()["from"].startswith("arcface@") and r.json()["to"] == "dlib" and r.json()["subjects_reenrolled"] == 1
+            assert http.get("/galleries/team").json()["model_id"] == "dlib"
+            verify = http.post("/galleries/team/subjects/yao/verify", files={"file": ("y.jpg", yao)}).json()
+            assert verify["match"] and verify["threshold"]["calibration"].startswith("default")
+    finally:
+        runner.stop()
+        svc.close()

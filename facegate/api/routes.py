@@ -216,6 +216,29 @@ def identify(
     )
 
 
+@router.post("/galleries/{gallery}/switch-model", tags=["galleries"])
+def switch_model(
+    request: Request,
+    gallery: str,
+    service: ServiceDep,
+    principal: PrincipalDep,
+    model: Annotated[str, Form(description="The model to move to: arcface or dlib.")],
+    files: Annotated[list[UploadFile], File(description="Photos named <external_id>/<file>, every subject's.")],
+    detector: Annotated[str | None, Form()] = None,
+    allow_partial: Annotated[bool, Form(description="Switch even if some subjects get no template.")] = False,
+) -> dict[str, Any]:
+    """The explicit re-enrollment job: templates cannot be converted between models, so every
+    subject's photos are embedded again; the gallery switches in one transaction or not at all."""
+    photos: dict[str, list] = {}
+    for upload in files:
+        photo = read_photo(upload, _limit(request))
+        subject, slash, _ = photo.name.partition("/")
+        if not slash or not subject:
+            raise InvalidRequestError(f"name each photo <external_id>/<file>; got {photo.name!r}")
+        photos.setdefault(subject, []).append(photo)
+    return service.switch_model(gallery, model, photos, detector=detector, allow_partial=allow_partial, principal=principal)
+
+
 @router.post("/detect", response_model=list[DetectedFace], tags=["recognition"])
 def detect(
     request: Request,
