@@ -295,7 +295,8 @@ def eval_lfw(
         if track:
             from facegate.modelops.jobs import track_lfw
 
-            run_id = track_lfw(report, data, files=[f for f in (json_out, scores_out) if f])
+            run_id = track_lfw(report, data, files=[f for f in (json_out, scores_out) if f],
+                               scores=result.scores, labels=result.labels)
             console.print(_run_hint(run_id))
 
 

@@ -278,6 +278,8 @@ def test_eval_lfw_is_tracked(tmp_path: Path, monkeypatch) -> None:
         assert run.data.params["benchmark"] == "LFW pairsDevTest.txt" and len(run.data.params["dataset_hash"]) == 64
         assert run.data.metrics["auc"] > 0.99
         assert "report/lfw.json" in {a.path for a in mlflow.list_artifacts(run.info.run_id, "report")}
+        plots = {a.path for a in mlflow.list_artifacts(run.info.run_id, "plots")}
+        assert plots == {"plots/roc.png", "plots/det.png", "plots/scores.png"}
     finally:
         get_settings.cache_clear()
 

@@ -180,9 +180,23 @@ def calibrate_dataset_job(
     return CalibrationJob(result, version, run.run_id, params["dataset_hash"], promote and register)
 
 
+def lfw_plots(scores: np.ndarray, labels: np.ndarray, out_dir: Path, title: str) -> list[Path]:
+    """ROC, DET and score-histogram PNGs of the LFW pair scores (the same plots as eval dataset)."""
+    from facegate.evaluation.dataset_eval import PairSet
+    from facegate.evaluation.report import plot_det, plot_histogram, plot_roc
+
+    labels = np.asarray(labels, dtype=np.int64)
+    none = np.zeros(len(labels), np.int64)
+    pairs = PairSet(none, none, np.asarray(scores, dtype=np.float64), labels, int((labels == 0).sum()))
+    return [plot_roc(pairs, out_dir / "roc.png", title), plot_det(pairs, out_dir / "det.png", title),
+            plot_histogram(pairs, out_dir / "scores.png", title)]
+
+
 def track_lfw(report: dict[str, Any], data: Path, settings: Settings | None = None,
-              files: list[Path] | None = None) -> str:
-    """Record an ``eval lfw`` report as a run (params, flattened metrics, the JSON)."""
+              files: list[Path] | None = None, scores: np.ndarray | None = None,
+              labels: np.ndarray | None = None) -> str:
+    """Record an ``eval lfw`` report as a run (params, flattened metrics, the JSON, and with
+    ``scores``/``labels`` the ROC, DET and histogram plots)."""
     with tracking.start_run(tracking.EVAL_EXPERIMENT, f"eval-lfw-{report['model']}", settings,
                             tags={"kind": "eval-lfw"}) as run:
         run.log_params({
@@ -198,4 +212,11 @@ def track_lfw(report: dict[str, Any], data: Path, settings: Settings | None = No
         run.log_json(report, "report/lfw.json")
         for file in files or []:
             run.log_artifact(file, "report")
+        if scores is not None and labels is not None:
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="facegate-lfw-plots-") as tmp:
+                title = f"LFW {report['benchmark']}: {report['model']} + {report['detector']}"
+                for plot in lfw_plots(scores, labels, Path(tmp), title):
+                    run.log_artifact(plot, "plots")
         return run.run_id
