@@ -335,6 +335,9 @@ def test_self_service_registration_and_face_login(http, server):
     # Without consent, with too few photos, with a photo without a face: refused, nothing kept.
     assert http.post(f"/galleries/{g}/accounts", data=dict(form, consent="false"), files=photos).status_code == 400
     assert http.post(f"/galleries/{g}/accounts", data=form, files=photos[:2]).status_code == 400
+    bad = http.post(f"/galleries/{g}/accounts", data=dict(form, username="x", password="short"), files=photos)
+    assert bad.status_code == 422 and bad.json()["code"] == "validation_error"
+    assert {e["field"] for e in bad.json()["errors"]} == {"username", "password"}
     r = http.post(f"/galleries/{g}/accounts", data=form, files=photos[:2] + [("files", ("grey.png", blank_png()))])
     assert r.status_code == 400 and "no face" in r.json()["detail"]
     assert http.get(f"/galleries/{g}/subjects/user:tblair").status_code == 404

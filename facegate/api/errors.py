@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -46,6 +47,13 @@ def problem(request: Request, status: int, code: str, title: str, detail: str, *
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
+def validation_problem(request: Request, errors: list) -> JSONResponse:
+    """422 with one entry per invalid field."""
+    issues = [{"field": ".".join(str(p) for p in err.get("loc", [])), "message": err.get("msg", "")} for err in errors]
+    detail = "; ".join(f"{i['field']}: {i['message']}" for i in issues)
+    return problem(request, 422, "validation_error", "Invalid request", detail, errors=issues)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(e.FaceGateError)
     async def facegate_error(request: Request, exc: e.FaceGateError) -> JSONResponse:
@@ -58,12 +66,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        issues = [
-            {"field": ".".join(str(p) for p in err.get("loc", [])), "message": err.get("msg", "")}
-            for err in exc.errors()
-        ]
-        detail = "; ".join(f"{i['field']}: {i['message']}" for i in issues)
-        return problem(request, 422, "validation_error", "Invalid request", detail, errors=issues)
+        return validation_problem(request, exc.errors())
+
+    @app.exception_handler(ValidationError)
+    async def model_validation_error(request: Request, exc: ValidationError) -> JSONResponse:
+        # Form fields gathered into a model inside a route (e.g. a registration): the caller's
+        # input, so a 422 like any other invalid field, never a 500.
+        return validation_problem(request, exc.errors())
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
