@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from facegate.monitoring.drift import DriftWindows
 from facegate.monitoring.response import ResponsePolicy, ResponseReport
-from facegate.storage.models import Gallery, OpsAction, utcnow
+from facegate.storage.models import Gallery, OpsAction, as_utc, utcnow
 
 if TYPE_CHECKING:
     from facegate.gallery.service import GalleryService
@@ -30,9 +30,7 @@ log = logging.getLogger(__name__)
 def _last_action_at(service: "GalleryService", gallery_id: int) -> dt.datetime | None:
     with service.sessions() as session:
         last = session.scalar(select(func.max(OpsAction.created_at)).where(OpsAction.gallery_id == gallery_id))
-    if last is not None and last.tzinfo is None:
-        last = last.replace(tzinfo=dt.timezone.utc)
-    return last
+    return as_utc(last)
 
 
 def auto_respond(

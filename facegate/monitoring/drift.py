@@ -221,17 +221,23 @@ def _finite(value: float) -> float | None:
     return None if value is None or not math.isfinite(value) else float(value)
 
 
+def _reasons(enough: bool, psi: float, psi_limit: float, test: str, p_value: float, limits: DriftLimits) -> list[str]:
+    """Why a feature drifted (empty: it did not): its PSI over the limit, its test's p under it."""
+    reasons = []
+    if enough and psi > psi_limit:
+        reasons.append(f"PSI {psi:.3f} > {psi_limit:.3f}")
+    if enough and p_value < limits.p_value:
+        reasons.append(f"{test} p {p_value:.2g} < {limits.p_value:g}")
+    return reasons
+
+
 def continuous_drift(name: str, reference: np.ndarray, recent: np.ndarray, limits: DriftLimits) -> FeatureDrift:
     n, m = int(reference.size), int(recent.size)
     enough = n >= limits.min_samples and m >= limits.min_samples
     psi = population_stability_index(reference, recent, psi_bins(n, m)) if n and m else float("nan")
     limit = psi_noise_limit(n, m, psi_bins(n, m), limits.psi)
     statistic, p_value = ks_test(reference, recent)
-    reasons = []
-    if enough and psi > limit:
-        reasons.append(f"PSI {psi:.3f} > {limit:.3f}")
-    if enough and p_value < limits.p_value:
-        reasons.append(f"KS p {p_value:.2g} < {limits.p_value:g}")
+    reasons = _reasons(enough, psi, limit, "KS", p_value, limits)
     return FeatureDrift(
         feature=name, test="ks", reference_n=n, recent_n=m,
         reference_mean=_finite(float(reference.mean())) if n else None,
@@ -246,11 +252,7 @@ def rate_drift(name: str, k_ref: int, n_ref: int, k_new: int, n_new: int, limits
     psi = rate_psi(k_ref, n_ref, k_new, n_new) if n_ref and n_new else float("nan")
     limit = psi_noise_limit(n_ref, n_new, 2, limits.psi)
     difference, p_value = rate_test(k_ref, n_ref, k_new, n_new)
-    reasons = []
-    if enough and psi > limit:
-        reasons.append(f"PSI {psi:.3f} > {limit:.3f}")
-    if enough and p_value < limits.p_value:
-        reasons.append(f"Fisher p {p_value:.2g} < {limits.p_value:g}")
+    reasons = _reasons(enough, psi, limit, "Fisher", p_value, limits)
     return FeatureDrift(
         feature=name, test="fisher", reference_n=n_ref, recent_n=n_new,
         reference_mean=k_ref / n_ref if n_ref else None, recent_mean=k_new / n_new if n_new else None,
@@ -276,19 +278,13 @@ def compare_windows(
 
 
 # -- windows of a gallery's decision log ----------------------------------------------------
-def _as_utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-
-
 def load_windows(
     session, gallery_id: int, windows: DriftWindows, now: dt.datetime | None = None
 ) -> tuple[list[DecisionSample], list[DecisionSample], WindowInfo, WindowInfo]:
     """The reference and recent decisions (verify / identify only), oldest first."""
     from sqlalchemy import select
 
-    from facegate.storage.models import Decision
+    from facegate.storage.models import Decision, as_utc
 
     columns = (Decision.id, Decision.kind, Decision.outcome, Decision.score, Decision.quality,
                Decision.brightness, Decision.face_size, Decision.created_at)
@@ -310,14 +306,14 @@ def load_windows(
             DecisionSample(*r)
             for r in session.execute(base.where(Decision.created_at >= start).order_by(Decision.id)).all()
         ]
-        reference = [s for s in rows if _as_utc(s.created_at) < cut]
-        recent = [s for s in rows if _as_utc(s.created_at) >= cut]
+        reference = [s for s in rows if as_utc(s.created_at) < cut]
+        recent = [s for s in rows if as_utc(s.created_at) >= cut]
         ref_label, new_label = f"{windows.reference_days:g} days before", f"last {windows.recent_days:g} days"
         ref_span, new_span = (start, cut), (cut, now)
 
     def info(label: str, samples: list[DecisionSample], span) -> WindowInfo:
         return WindowInfo(
-            label=label, start=_as_utc(span[0]), end=_as_utc(span[1]), decisions=len(samples),
+            label=label, start=as_utc(span[0]), end=as_utc(span[1]), decisions=len(samples),
             first_decision_id=samples[0].id if samples else None, last_decision_id=samples[-1].id if samples else None,
         )
 

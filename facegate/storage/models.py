@@ -32,6 +32,13 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """A stored time as an aware UTC datetime: SQLite hands them back naive (written in UTC)."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
 class _PgVector(UserDefinedType):
     """pgvector's ``vector`` without a fixed dimension (galleries of different models share
     the table; HNSW indexes are per model on ``vector::vector(dim)``)."""

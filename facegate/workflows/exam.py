@@ -25,8 +25,17 @@ from facegate.errors import ConflictError, InvalidRequestError, LockedOutError, 
 from facegate.evaluation.datasets import IMAGE_SUFFIXES
 from facegate.gallery.schemas import Candidate, SubjectIn, SubjectUpdate
 from facegate.gallery.service import SYSTEM, GalleryService, PhotoInput, Principal
-from facegate.storage.models import AttendanceEvent, ExamSession, Gallery, ReverifyChallenge, Subject, utcnow
-from facegate.workflows.alerts import AlertCenter, _aware
+from facegate.storage.models import (
+    Alert,
+    AttendanceEvent,
+    ExamSession,
+    Gallery,
+    ReverifyChallenge,
+    Subject,
+    as_utc,
+    utcnow,
+)
+from facegate.workflows.alerts import AlertCenter
 from facegate.workflows.lockout import LockoutGuard
 
 ROSTER_COLUMNS = ("student_id", "name", "photo")
@@ -185,13 +194,13 @@ class ChallengeOut(BaseModel):
 def _session_out(row: ExamSession) -> ExamSessionOut:
     extra = row.settings or {}
     return ExamSessionOut(
-        id=row.id, code=row.code, course=row.course, room=row.room, starts_at=_aware(row.starts_at),
-        ends_at=_aware(row.ends_at), online=row.online, created_at=row.created_at, **extra,
+        id=row.id, code=row.code, course=row.course, room=row.room, starts_at=as_utc(row.starts_at),
+        ends_at=as_utc(row.ends_at), online=row.online, created_at=row.created_at, **extra,
     )
 
 
 def _challenge_out(c: ReverifyChallenge) -> ChallengeOut:
-    return ChallengeOut(id=c.id, student_id=c.student_id, due_at=_aware(c.due_at), deadline=_aware(c.deadline), status=c.status)
+    return ChallengeOut(id=c.id, student_id=c.student_id, due_at=as_utc(c.due_at), deadline=as_utc(c.deadline), status=c.status)
 
 
 class ExamService:
@@ -433,7 +442,7 @@ class ExamService:
                    ReverifyChallenge.status == "pending")
             .order_by(ReverifyChallenge.due_at)
         )
-        return next((c for c in pending if _aware(c.due_at) <= now <= _aware(c.deadline)), None)
+        return next((c for c in pending if as_utc(c.due_at) <= now <= as_utc(c.deadline)), None)
 
     def _schedule_random(self, session, exam: ExamSession, student_id: str, now: dt.datetime) -> None:
         """Random moments between one minute from now and the end, unknown to the student."""
@@ -498,7 +507,7 @@ class ExamService:
                     ReverifyChallenge.status == "pending",
                 ).order_by(ReverifyChallenge.due_at)
             )
-            return [_challenge_out(c) for c in rows if _aware(c.due_at) <= now <= _aware(c.deadline)]
+            return [_challenge_out(c) for c in rows if as_utc(c.due_at) <= now <= as_utc(c.deadline)]
 
     def sweep_missed(self, now: dt.datetime | None = None) -> int:
         """Mark challenges past their deadline as missed: an attendance event and an alert each."""
@@ -516,7 +525,7 @@ class ExamService:
                 c.status, c.attendance_id = "missed", event.id
                 self.alerts.raise_alert(
                     session, g, "reverify_missed", f"[{exam.code}] {c.student_id} did not re-verify by "
-                    f"{_aware(c.deadline).isoformat(timespec='seconds')}", severity="critical", subject=c.student_id,
+                    f"{as_utc(c.deadline).isoformat(timespec='seconds')}", severity="critical", subject=c.student_id,
                     session_id=exam.id, details={"challenge_id": c.id, "attendance_id": event.id},
                 )
                 missed += 1
@@ -533,8 +542,6 @@ class ExamService:
             names = dict(session.execute(select(Subject.external_id, Subject.display_name).where(Subject.gallery_id == g.id)).all())
             expected = opts.students if opts.students is not None else sorted(names)
             events = list(session.scalars(select(AttendanceEvent).where(AttendanceEvent.session_id == exam.id).order_by(AttendanceEvent.id)))
-            from facegate.storage.models import Alert
-
             alert_counts: dict[str, int] = {}
             for sid in session.scalars(select(Alert.subject_external_id).where(Alert.session_id == exam.id)):
                 alert_counts[sid] = alert_counts.get(sid, 0) + 1
@@ -553,7 +560,7 @@ class ExamService:
                 "student_id": sid,
                 "name": names.get(sid, ""),
                 "status": "present" if present else (last.status if last else "absent"),
-                "checked_in_at": _aware(final.created_at).isoformat(timespec="seconds") if final else "",
+                "checked_in_at": as_utc(final.created_at).isoformat(timespec="seconds") if final else "",
                 "kiosk": final.kiosk if final else "",
                 "score": f"{final.score:.4f}" if final and final.score is not None else "",
                 "threshold": f"{final.threshold:.4f}" if final and final.threshold is not None else "",

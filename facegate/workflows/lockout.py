@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from facegate.errors import LockedOutError, NotFoundError
 from facegate.gallery.service import SYSTEM, GalleryService, Principal
-from facegate.storage.models import FailedAttempt, Gallery, Lockout, utcnow
-from facegate.workflows.alerts import AlertCenter, _aware
+from facegate.storage.models import FailedAttempt, Gallery, Lockout, as_utc, utcnow
+from facegate.workflows.alerts import AlertCenter
 
 
 class LockoutOut(BaseModel):
@@ -51,7 +51,7 @@ class LockoutGuard:
         if lock is not None:
             raise LockedOutError(
                 f"{identity!r} is locked after repeated failed verifications (since "
-                f"{_aware(lock.locked_at).isoformat(timespec='seconds')}); an administrator must clear it"
+                f"{as_utc(lock.locked_at).isoformat(timespec='seconds')}); an administrator must clear it"
             )
 
     def record_failure(self, session: Session, gallery: Gallery, identity: str, reason: str) -> bool:
@@ -64,8 +64,8 @@ class LockoutGuard:
         last_clear = session.scalar(
             select(func.max(Lockout.cleared_at)).where(Lockout.gallery_id == gallery.id, Lockout.identity == identity)
         )
-        if last_clear is not None and _aware(last_clear) > since:
-            since = _aware(last_clear)
+        if last_clear is not None and as_utc(last_clear) > since:
+            since = as_utc(last_clear)
         failures = session.scalar(
             select(func.count(FailedAttempt.id)).where(
                 FailedAttempt.gallery_id == gallery.id,
