@@ -27,6 +27,11 @@ def request_id(request: Request) -> str:
     return request.state.request_id
 
 
+def upload_limit(request: Request) -> int:
+    """Bytes one uploaded file may have (FACEGATE_MAX_UPLOAD_BYTES)."""
+    return request.app.state.service.settings.max_upload_bytes
+
+
 def read_photo(upload: UploadFile, limit: int) -> PhotoInput:
     """Read an upload (from a sync route's worker thread), refusing it past the size limit."""
     chunks, size = [], 0

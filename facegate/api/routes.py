@@ -13,7 +13,7 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 
 from facegate import __version__
-from facegate.api.deps import PrincipalDep, RequestIdDep, ServiceDep, read_photo
+from facegate.api.deps import PrincipalDep, RequestIdDep, ServiceDep, read_photo, upload_limit
 from facegate.errors import InvalidRequestError
 from facegate.gallery.schemas import (
     ApiKeyCreated,
@@ -44,10 +44,6 @@ class ApiKeyIn(BaseModel):
     name: str = Field(..., min_length=1, max_length=200)
     scopes: list[str] = Field(..., description="any of admin, enroll, recognize")
     gallery: str | None = Field(None, description="bind the key to one gallery")
-
-
-def _limit(request: Request) -> int:
-    return request.app.state.service.settings.max_upload_bytes
 
 
 # -- health ---------------------------------------------------------------------------------
@@ -179,7 +175,7 @@ def enroll(
         raise InvalidRequestError(f"attributes must be a JSON object: {exc}") from None
     if attrs is not None and not isinstance(attrs, dict):
         raise InvalidRequestError("attributes must be a JSON object")
-    photos = [read_photo(f, _limit(request)) for f in files]
+    photos = [read_photo(f, upload_limit(request)) for f in files]
     return service.enroll(
         gallery, external_id, photos, display_name=display_name, attributes=attrs,
         create_subject=create, face_index=face_index, principal=principal,
@@ -197,7 +193,7 @@ def verify(
     file: Annotated[UploadFile, File(description="A live photo of the person.")],
     far: Annotated[float | None, Form(gt=0, le=0.1)] = None,
 ) -> VerifyResult:
-    return service.verify(gallery, external_id, read_photo(file, _limit(request)), far=far, request_id=rid, principal=principal)
+    return service.verify(gallery, external_id, read_photo(file, upload_limit(request)), far=far, request_id=rid, principal=principal)
 
 
 @router.post("/galleries/{gallery}/identify", response_model=IdentifyResult, tags=["recognition"])
@@ -212,7 +208,7 @@ def identify(
     fpir: Annotated[float | None, Form(gt=0, le=0.1)] = None,
 ) -> IdentifyResult:
     return service.identify(
-        gallery, read_photo(file, _limit(request)), top_k=top_k, fpir=fpir, request_id=rid, principal=principal
+        gallery, read_photo(file, upload_limit(request)), top_k=top_k, fpir=fpir, request_id=rid, principal=principal
     )
 
 
@@ -231,7 +227,7 @@ def switch_model(
     subject's photos are embedded again; the gallery switches in one transaction or not at all."""
     photos: dict[str, list] = {}
     for upload in files:
-        photo = read_photo(upload, _limit(request))
+        photo = read_photo(upload, upload_limit(request))
         subject, slash, _ = photo.name.partition("/")
         if not slash or not subject:
             raise InvalidRequestError(f"name each photo <external_id>/<file>; got {photo.name!r}")
@@ -248,7 +244,7 @@ def detect(
     detector: Annotated[str, Form()] = "scrfd",
 ) -> list[DetectedFace]:
     principal.require("recognize")
-    return service.detect(read_photo(file, _limit(request)), detector=detector)
+    return service.detect(read_photo(file, upload_limit(request)), detector=detector)
 
 
 # -- API keys -------------------------------------------------------------------------------

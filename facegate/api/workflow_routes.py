@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Resp
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from facegate.api.deps import PrincipalDep, RequestIdDep, read_photo
+from facegate.api.deps import PrincipalDep, RequestIdDep, read_photo, upload_limit
 from facegate.errors import AuthenticationError, InvalidRequestError
 from facegate.gallery.schemas import Page, SubjectOut
 from facegate.workflows import Workflows
@@ -39,10 +39,6 @@ def get_workflows(request: Request) -> Workflows:
 WorkflowsDep = Annotated[Workflows, Depends(get_workflows)]
 
 
-def _limit(request: Request) -> int:
-    return request.app.state.service.settings.max_upload_bytes
-
-
 class AckIn(BaseModel):
     by: str = Field("admin", max_length=200, description="Who looked at it.")
 
@@ -66,7 +62,7 @@ def import_roster(
     roster: Annotated[UploadFile, File(description="CSV: student_id,name,photo")],
     photos: Annotated[list[UploadFile], File(description="The photos the CSV names (file or folder/ prefix).")],
 ) -> RosterReport:
-    limit = _limit(request)
+    limit = upload_limit(request)
     try:
         text = read_photo(roster, limit).data.decode("utf-8")
     except UnicodeDecodeError:
@@ -102,7 +98,7 @@ def checkin(
     file: Annotated[UploadFile, File(description="A live photo of the student.")],
     kiosk: Annotated[str, Form(max_length=200)] = "",
 ) -> CheckinResult:
-    return wf.exams.checkin(gallery, code, student_id, read_photo(file, _limit(request)), kiosk=kiosk,
+    return wf.exams.checkin(gallery, code, student_id, read_photo(file, upload_limit(request)), kiosk=kiosk,
                             request_id=rid, principal=principal)
 
 
@@ -117,7 +113,7 @@ def reverify(
     student_id: Annotated[str, Form(min_length=1, max_length=200)],
     file: Annotated[UploadFile, File(description="A webcam photo of the student.")],
 ) -> CheckinResult:
-    return wf.exams.reverify(gallery, code, student_id, read_photo(file, _limit(request)), request_id=rid,
+    return wf.exams.reverify(gallery, code, student_id, read_photo(file, upload_limit(request)), request_id=rid,
                              principal=principal)
 
 
@@ -195,7 +191,7 @@ def register(
         username=username, password=password, display_name=display_name, consent=consent,
         **({"consent_text": consent_text} if consent_text else {}),
     )
-    photos = [read_photo(f, _limit(request)) for f in files]
+    photos = [read_photo(f, upload_limit(request)) for f in files]
     return wf.accounts.register(gallery, data, photos, principal=principal)
 
 
@@ -209,7 +205,7 @@ def login_face(
     request: Request, gallery: str, wf: WorkflowsDep, principal: PrincipalDep, rid: RequestIdDep,
     file: Annotated[UploadFile, File()],
 ) -> JSONResponse:
-    return _login_response(wf.accounts.login_face(gallery, read_photo(file, _limit(request)), request_id=rid,
+    return _login_response(wf.accounts.login_face(gallery, read_photo(file, upload_limit(request)), request_id=rid,
                                                   principal=principal))
 
 
@@ -220,7 +216,7 @@ def login_password_face(
     username: Annotated[str, Form()], password: Annotated[str, Form()], file: Annotated[UploadFile, File()],
 ) -> JSONResponse:
     return _login_response(wf.accounts.login_password_face(
-        gallery, username, password, read_photo(file, _limit(request)), request_id=rid, principal=principal
+        gallery, username, password, read_photo(file, upload_limit(request)), request_id=rid, principal=principal
     ))
 
 
@@ -250,5 +246,5 @@ def access_check(
     right: Annotated[str | None, Form(description="The right asked for, e.g. lab:enter; none: any right.")] = None,
     where: Annotated[str, Form(max_length=200)] = "",
 ) -> AccessResult:
-    return wf.access.check(gallery, read_photo(file, _limit(request)), right=right, request_id=rid, where=where,
+    return wf.access.check(gallery, read_photo(file, upload_limit(request)), right=right, request_id=rid, where=where,
                            principal=principal)
