@@ -61,7 +61,7 @@ from facegate.storage.models import ApiKey, Decision, FaceCrop, FaceTemplate, Ga
 from facegate.storage.vector_index import GallerySearch
 
 if TYPE_CHECKING:  # monitoring imports the service; only the type checker needs these names
-    from facegate.monitoring.drift import DriftReport, DriftWindows
+    from facegate.monitoring.drift import DriftLimits, DriftReport, DriftWindows
     from facegate.monitoring.metrics import FaceGateMetrics
     from facegate.monitoring.response import ResponsePolicy, ResponseReport
 

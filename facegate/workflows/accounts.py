@@ -13,6 +13,7 @@ import datetime as dt
 import os
 import secrets
 import uuid
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -94,7 +95,11 @@ class AccountService:
         self.gs = gallery_service
         self.alerts = alerts
         self.lockout = lockout
-        self._key = load_secret_key(gallery_service.settings)
+
+    @cached_property
+    def _key(self) -> str:
+        """The token key, read (or created) on the first login, not at every start-up."""
+        return load_secret_key(self.gs.settings)
 
     # -- registration -------------------------------------------------------------------------
     def register(
