@@ -528,7 +528,7 @@ TABLES = {
     "exam_sessions", "attendance", "reverify_challenges", "alerts", "failed_attempts", "lockouts", "accounts",
     "ops_actions",
 }
-HEAD = "0002"
+HEAD = "0003"
 
 
 def test_alembic_upgrade_downgrade_upgrade(backend, request, tmp_path):
@@ -547,6 +547,10 @@ def test_alembic_upgrade_downgrade_upgrade(backend, request, tmp_path):
                     connection.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'face_templates'")).scalars()
                 )
                 assert {"ix_face_templates_hnsw_arcface", "ix_face_templates_hnsw_dlib"} <= indexes
+                definition = connection.execute(
+                    text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_face_templates_hnsw_arcface'")
+                ).scalar()
+                assert "m='32'" in definition and "ef_construction='200'" in definition, definition
                 assert connection.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'vector'")).scalar() == 1
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SAWarning)  # reflection does not know pgvector's type
