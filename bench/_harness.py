@@ -117,6 +117,8 @@ class Backends:
             url = server.get_uri(db)
         else:
             raise ValueError(f"unknown backend {backend!r}: sqlite or postgresql")
+        # The benchmarks time the usearch build inside the first search: build it there.
+        settings.setdefault("ann_build_in_background", False)
         service = GalleryService(Settings(data_dir=data_dir, database_url=url, **settings))
         self._services.append(service)
         return service

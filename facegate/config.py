@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     database_url: str = ""
     # Identification switches from exact search to the approximate index at this size.
     ann_min_templates: int = 20_000
+    # Build a missing approximate index on a background thread and answer exactly meanwhile
+    # (a 100k-template usearch build takes minutes on 2 cores); False builds it in the search.
+    ann_build_in_background: bool = True
     # HTTP.
     max_upload_bytes: int = 25 * 1024 * 1024
     # Signing key of face-login session tokens; empty means a random key kept in

@@ -155,11 +155,13 @@ class GalleryService:
             index_dir=self.settings.data_dir / "index",
             ann_min_templates=self.settings.ann_min_templates,
             dialect=self.db.dialect.name,
+            build_in_background=self.settings.ann_build_in_background,
         )
         self.image_limits = ImageLimits.from_settings(self.settings)
         self._engine_lock = threading.Lock()
 
     def close(self) -> None:
+        self.search.close()
         self.db.dispose()
 
     # -- helpers --------------------------------------------------------------------------

@@ -10,8 +10,9 @@ sum of ids), so an index that drifted from the database (another process enrolle
 mid-write) is detected and reloaded instead of serving stale answers. The usearch index then
 follows the change in place (templates gone or changed are removed, new ones added: after an
 enrollment into a 100k gallery the next search pays a few seconds, mostly reading the gallery
-back, instead of a rebuild of several minutes on 2 cores); it is rebuilt when the change is large. A usearch file on disk is trusted only when
-its stamp holds the same signature *and* a digest of the exact template ids and vectors it was
+back, instead of a rebuild of several minutes on 2 cores); it is rebuilt when the change is large.
+A missing index is built on a background thread while searches stay exact (by default;
+``ann_build_in_background``). A usearch file on disk is trusted only when its stamp holds the same signature *and* a digest of the exact template ids and vectors it was
 built from: a signature alone can repeat with other contents (SQLite reuses the highest id
 after a delete; a fresh database with as many templates as an old one).
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -30,6 +32,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from facegate.storage.models import FaceTemplate, Gallery
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,31 +46,31 @@ class Hit:
 Signature = tuple[int, int, int]
 
 # Approximate-search parameters. usearch: graph degree, and candidate list sizes when building
-# and searching. pgvector: the candidate list size of a search (1000 is pgvector's maximum).
+# and searching. pgvector: the candidate list size of a search; its graph (m=32,
+# ef_construction=200, usearch's) is built by migration 0003.
 # Chosen on 100k-template galleries (bench/service.py --recall: 1,649 real LFW ArcFace templates
 # plus 98k distractors drawn from a Gaussian fitted to real LFW embeddings; 1,000 real queries,
-# a fifth of them people never enrolled), recall@1 against exact search:
-#   usearch expansion_search 400 / 600 / 800 / 1000: 0.972 / 0.986 / 0.992 / 0.995
-#   pgvector ef_search       400 / 500 / 800 / 1000: 0.921 / 0.937 / 0.968 / 0.973
-# pgvector stays under 0.99 because the migration builds its index with pgvector's defaults
-# (m=16, ef_construction=64); built with m=32, ef_construction=200 (usearch's graph) it reached
-# 0.996 at ef_search 300 and 1.000 at 500 on 100k structured synthetic templates (against 0.992
-# at 1000 for the default index): with such an index, lower PGVECTOR_EF_SEARCH to ~400.
-# The misses are nearly all faces never enrolled, whose best score is far under the threshold.
-# On 2 cores, exact search of 100k templates takes ~12 ms, less than either index at these
-# settings (usearch ~24-30 ms, pgvector ~55-70 ms): the approximate path pays off only for
-# bigger galleries (ann_min_templates). tests/test_ann_recall.py holds both to >= 0.99.
+# a fifth of them people never enrolled), recall@1 against exact search (run of 2026-11-24):
+#   usearch expansion_search 300 / 400 / 600 / 1000: 0.964 / 0.973 / 0.988 / 0.996
+#   pgvector ef_search       300 / 400 / 600 / 1000: 0.969 / 0.981 / 0.994 / 0.998
+# (with pgvector's default graph, m=16 / ef_construction=64, ef_search 1000 gave only 0.973).
+# The misses are nearly all faces never enrolled, whose best score is far under the threshold:
+# every setting from 300 up gave the exact search's decision on all 1,000 queries.
+# On 2 cores exact search of 100k templates takes ~10-20 ms, less than either index at these
+# settings (usearch ~31 ms, pgvector ~76 ms): the approximate path pays off only for bigger
+# galleries (ann_min_templates). tests/test_ann_recall.py holds both to >= 0.99.
 USEARCH_CONNECTIVITY = 32
 USEARCH_EXPANSION_ADD = 200
 USEARCH_EXPANSION_SEARCH = 1000
-PGVECTOR_EF_SEARCH = 1000
+PGVECTOR_EF_SEARCH = 600
 # The usearch index is updated in place while the templates removed since its build stay under
 # this share of the gallery and one change adds or removes under this share; beyond, rebuilt.
 USEARCH_MAX_CHURN = 0.2
 # usearch 2.26 loses nodes when several threads insert at once: in 100 two-thread builds of a
 # 1,200-template gallery, 76 left some templates unreachable (266 in all; not found even when
 # searched for themselves, at any expansion_search); 100 one-thread builds lost none, for 1.26x
-# the build time. Inserts therefore run on one thread; searches may use several.
+# the build time. Inserts therefore run on one thread (100k templates: 680 s on this machine,
+# which is why a missing index is built in the background); searches may use several.
 USEARCH_ADD_THREADS = 1
 
 
@@ -115,12 +119,21 @@ class _GalleryCache:
 class GallerySearch:
     """Search one backend's galleries; thread-safe, one instance per service."""
 
-    def __init__(self, index_dir: Path | None, ann_min_templates: int = 20_000, dialect: str = "sqlite") -> None:
+    def __init__(
+        self,
+        index_dir: Path | None,
+        ann_min_templates: int = 20_000,
+        dialect: str = "sqlite",
+        build_in_background: bool = True,
+    ) -> None:
         self.index_dir = index_dir
         self.ann_min_templates = ann_min_templates
         self.dialect = dialect
+        self.build_in_background = build_in_background
         self._caches: dict[int, _GalleryCache] = {}
         self._lock = threading.Lock()
+        self._builds: dict[int, threading.Thread] = {}  # gallery id -> its background usearch build
+        self._closed = False
         # usearch indexes are updated in place; searches and updates take turns on them.
         self._ann_lock = threading.Lock()
 
@@ -154,6 +167,20 @@ class GallerySearch:
         with self._lock:
             self._caches.pop(gallery_id, None)
 
+    def wait_for_builds(self, timeout: float | None = None) -> bool:
+        """Wait for the background index builds under way; True when none is left."""
+        with self._lock:
+            builds = list(self._builds.values())
+        for thread in builds:
+            thread.join(timeout)
+        with self._lock:
+            return not self._builds
+
+    def close(self) -> None:
+        """Stop adopting background builds (a build under way finishes and is dropped)."""
+        with self._lock:
+            self._closed = True
+
     # -- exact ----------------------------------------------------------------------------
     @staticmethod
     def _exact(cache: _GalleryCache, queries: np.ndarray, k: int) -> list[list[Hit]]:
@@ -180,7 +207,12 @@ class GallerySearch:
                 self._caches[gallery_id] = cache
                 self._forget_deleted_galleries(session)
             if build_ann and cache.ann is None:
-                cache.ann = self._load_or_build_usearch(gallery_id, cache)
+                cache.ann = self._load_usearch(gallery_id, cache)
+                if cache.ann is None and self.build_in_background:
+                    self._start_build(gallery_id, cache)
+                elif cache.ann is None:
+                    cache.ann = self._build_usearch(cache)
+                    self._save_usearch(gallery_id, cache)
                 cache.removed_since_build = 0
             return cache
 
@@ -208,30 +240,63 @@ class GallerySearch:
             expansion_search=USEARCH_EXPANSION_SEARCH,
         )
 
-    def _load_or_build_usearch(self, gallery_id: int, cache: _GalleryCache):
+    def _load_usearch(self, gallery_id: int, cache: _GalleryCache):
+        """The index saved for exactly these templates, or None."""
         path = self._index_path(gallery_id)
-        stamp_path = path.with_suffix(".signature") if path else None
-        ndim = int(cache.matrix.shape[1])
-        stamp = self._stamp(cache)
-        if path and stamp_path and path.exists() and stamp_path.exists():
-            try:
-                saved = json.loads(stamp_path.read_text())
-            except (OSError, ValueError):
-                saved = None
-            if saved == stamp:
-                index = self._new_usearch_index(ndim)
-                try:
-                    index.load(str(path))
-                except Exception:  # noqa: BLE001 - a damaged file is rebuilt below
-                    pass
-                else:
-                    if len(index) == len(cache.ids):
-                        return index
-        index = self._new_usearch_index(ndim)
+        if path is None:
+            return None
+        stamp_path = path.with_suffix(".signature")
+        if not (path.exists() and stamp_path.exists()):
+            return None
+        try:
+            saved = json.loads(stamp_path.read_text())
+        except (OSError, ValueError):
+            return None
+        if saved != self._stamp(cache):
+            return None
+        index = self._new_usearch_index(int(cache.matrix.shape[1]))
+        try:
+            index.load(str(path))
+        except Exception:  # noqa: BLE001 - a damaged file is rebuilt
+            return None
+        return index if len(index) == len(cache.ids) else None
+
+    def _build_usearch(self, cache: _GalleryCache):
+        index = self._new_usearch_index(int(cache.matrix.shape[1]))
         index.add(cache.ids, cache.matrix, threads=USEARCH_ADD_THREADS)
-        cache.ann = index
-        self._save_usearch(gallery_id, cache, stamp)
         return index
+
+    def _start_build(self, gallery_id: int, cache: _GalleryCache) -> None:
+        """Build ``cache``'s index on a thread (one per gallery at a time); searches stay exact
+        until it is adopted. Called under ``_lock``."""
+        if gallery_id in self._builds or self._closed:
+            return
+        thread = threading.Thread(
+            target=self._build_in_background, args=(gallery_id, cache), name=f"usearch-build-{gallery_id}", daemon=True
+        )
+        self._builds[gallery_id] = thread
+        thread.start()
+
+    def _build_in_background(self, gallery_id: int, built: _GalleryCache) -> None:
+        try:
+            index = self._build_usearch(built)
+            with self._lock:
+                current = self._caches.get(gallery_id)
+                if self._closed or current is None or current.ann is not None:
+                    return
+                built.ann = index
+                built.removed_since_build = 0
+                if current is built:
+                    self._save_usearch(gallery_id, built)
+                else:
+                    # The gallery changed during the build: bring the new index up to date in
+                    # place when that is cheap; otherwise the next search starts another build.
+                    self._update_usearch(gallery_id, built, current)
+        except Exception:  # noqa: BLE001 - searches stay exact; the next one tries again
+            logger.exception("building the approximate index of gallery %s failed", gallery_id)
+        finally:
+            with self._lock:
+                self._builds.pop(gallery_id, None)
 
     def _stamp(self, cache: _GalleryCache) -> dict:
         return {
@@ -242,12 +307,12 @@ class GallerySearch:
             "expansion_add": USEARCH_EXPANSION_ADD,
         }
 
-    def _save_usearch(self, gallery_id: int, cache: _GalleryCache, stamp: dict | None = None) -> None:
+    def _save_usearch(self, gallery_id: int, cache: _GalleryCache) -> None:
         path = self._index_path(gallery_id)
         if path is None:
             return
         stamp_path = path.with_suffix(".signature")
-        stamp = stamp or self._stamp(cache)
+        stamp = self._stamp(cache)
         path.parent.mkdir(parents=True, exist_ok=True)
         # The stamp goes first and comes back last, each file replaced atomically: a crash in
         # between leaves an index without a stamp, which is rebuilt, never trusted.
