@@ -368,9 +368,13 @@ def test_self_service_registration_and_face_login(http, server):
     # A forged token (another key) and an expired one are refused.
     forged = jwt.encode({"sub": "tblair", "gal": g, "amr": "face", "iat": 0, "exp": 2**31}, "an-attacker-key-of-forty-bytes-length-xx", algorithm="HS256")
     assert http.get("/auth/session", headers={"X-Session-Token": forged}).status_code == 401
-    # A stranger's face: 401, not the closest account.
-    r = http.post(f"/galleries/{g}/login/face", files={"file": ("x.jpg", lfw_bytes("Jean_Chretien", 2))})
-    assert r.status_code == 401 and r.json()["authenticated"] is False and r.json()["token"] is None
+    # Strangers' faces: 401 naming nobody (not the closest account), and, being no near miss of
+    # tblair's face, not counted toward the only account's lockout (3 failures).
+    for stranger, index in [("Jean_Chretien", 2), ("George_W_Bush", 7), ("Colin_Powell", 38)]:
+        r = http.post(f"/galleries/{g}/login/face", files={"file": ("x.jpg", lfw_bytes(stranger, index))})
+        assert r.status_code == 401 and r.json()["authenticated"] is False and r.json()["token"] is None
+        assert r.json()["username"] is None and r.json()["locked"] is False
+    assert not [a for a in alerts_of(http, g) if a["kind"] == "lockout"]
 
     # Username + password + face.
     def two_factor(password: str, photo: bytes):
@@ -382,6 +386,9 @@ def test_self_service_registration_and_face_login(http, server):
     # Right password, wrong face; wrong password: each a failure toward the lockout (3).
     assert two_factor("correct horse battery", lfw_bytes("Jean_Chretien", 6)).status_code == 401
     assert two_factor("wrong password!", lfw_bytes("Tony_Blair", 53)).status_code == 401
+    assert not [a for a in alerts_of(http, g) if a["kind"] == "lockout"]
+    r = two_factor("wrong again!", lfw_bytes("Tony_Blair", 53))
+    assert r.status_code == 401 and r.json()["locked"] is True
     locked = [a for a in alerts_of(http, g) if a["kind"] == "lockout"]
     assert locked and locked[0]["subject"] == "user:tblair"
     r = two_factor("correct horse battery", lfw_bytes("Tony_Blair", 53))
@@ -390,6 +397,36 @@ def test_self_service_registration_and_face_login(http, server):
     assert r.status_code == 423
     http.delete(f"/galleries/{g}/lockouts/user:tblair")
     assert two_factor("correct horse battery", lfw_bytes("Tony_Blair", 53)).status_code == 200
+
+
+def test_face_only_failure_counts_toward_an_account_only_for_a_near_miss(tmp_path):
+    """The rule behind the lockout of face-only logins, at scores either side of the near-miss
+    threshold (the identify threshold at the gallery's ``login_near_miss_fpir``)."""
+    from facegate.config import Settings
+    from facegate.gallery.schemas import Candidate, DetectedFace, GallerySettings, IdentifiedFace
+    from facegate.gallery.service import SYSTEM, GalleryService
+    from facegate.workflows import Workflows
+
+    service = GalleryService(settings=Settings(data_dir=tmp_path / "data"))
+    try:
+        accounts = Workflows(service).accounts
+        service.create_gallery("portal", settings=GallerySettings(login_near_miss_fpir=0.1))
+        with service.sessions() as session:
+            gallery = service._gallery(session, "portal", SYSTEM)
+            near = service._identify_threshold(gallery, 3, fpir=0.1).threshold
+            match = service._identify_threshold(gallery, 3).threshold
+        assert 0 < near < match  # a looser rate, a lower score
+
+        def face(subject: str, score: float) -> IdentifiedFace:
+            box = DetectedFace(box=[0, 0, 100, 100], score=0.9, landmarks=None, quality={})
+            return IdentifiedFace(face=box, decision="unknown", subject=None, score=score,
+                                  candidates=[Candidate(subject=subject, display_name="", score=score)])
+
+        assert accounts._near_miss(gallery, face("user:tblair", near + 0.01), 3) == "tblair"
+        assert accounts._near_miss(gallery, face("user:tblair", near - 0.01), 3) is None
+        assert accounts._near_miss(gallery, face("S001", match - 0.01), 3) is None  # a student, no account
+    finally:
+        service.close()
 
 
 # -- 4. team access rights ---------------------------------------------------------------------------

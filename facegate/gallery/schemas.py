@@ -32,6 +32,12 @@ class GallerySettings(BaseModel):
     alert_webhook_secret: str = Field("", description="HMAC-SHA256 key for the X-FaceGate-Signature header.")
     lockout_failures: int = Field(5, ge=1, le=1000, description="Failed verifications of one id that lock it.")
     lockout_minutes: float = Field(15.0, gt=0, description="Window in which those failures are counted.")
+    login_near_miss_fpir: float = Field(
+        0.01, gt=0, le=1, description="A failed face-only login counts toward the lockout of the nearest account "
+        "only when the face scores above the identify threshold calibrated at this rate (looser than "
+        "identify_fpir): a look-alike or a spoof, not any passer-by, whose failures would otherwise lock out "
+        "whoever resembles them most. Strangers reach it at this rate per attempt.",
+    )
 
 
 class GalleryOut(BaseModel):

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from facegate.config import Settings
 from facegate.errors import AuthenticationError, ConflictError, InvalidRequestError, NoFaceError
-from facegate.gallery.schemas import EnrollItem, SubjectIn
+from facegate.gallery.schemas import EnrollItem, IdentifiedFace, SubjectIn
 from facegate.gallery.service import SYSTEM, GalleryService, PhotoInput, Principal
 from facegate.storage.models import Account, Gallery, Subject, utcnow
 from facegate.workflows.alerts import AlertCenter
@@ -163,17 +163,32 @@ class AccountService:
                            expires_at=ts(c["exp"]), token_id=c["jti"])
 
     def _fail(self, gallery: str, username: str | None, reason: str, decision_id: int | None, method: str,
-              score: float | None = None, threshold: float | None = None) -> LoginResult:
+              score: float | None = None, threshold: float | None = None,
+              count_toward: str | None = None) -> LoginResult:
+        """Record a failed login of the claimed ``username`` (or, for face alone, of the account
+        ``count_toward``, kept out of the answer): a lockout failure and an alert."""
+        blamed = username or count_toward
         locked = False
         with self.gs.sessions.begin() as session:
             g = self.gs._gallery(session, gallery, SYSTEM)
-            if username:
-                locked = self.lockout.record_failure(session, g, USER_PREFIX + username, "login_failed")
+            if blamed:
+                locked = self.lockout.record_failure(session, g, USER_PREFIX + blamed, "login_failed")
             self.alerts.raise_alert(session, g, "login_failed", f"{method} login failed: {reason}",
-                                    subject=USER_PREFIX + username if username else None, decision_id=decision_id,
+                                    subject=USER_PREFIX + blamed if blamed else None, decision_id=decision_id,
                                     severity="info", details={"method": method})
         return LoginResult(authenticated=False, username=username, method=method, reason=reason, score=score,
-                           threshold=threshold, decision_id=decision_id, locked=locked)
+                           threshold=threshold, decision_id=decision_id, locked=locked and bool(username))
+
+    def _near_miss(self, gallery: Gallery, face: IdentifiedFace, templates: int) -> str | None:
+        """The account a failed face-only login came close to, or None: the top candidate when it
+        is an account and scores above the identify threshold at the gallery's
+        ``login_near_miss_fpir``; strangers pass that only at that rate per attempt."""
+        top = face.candidates[0] if face.candidates else None
+        if top is None or not top.subject.startswith(USER_PREFIX):
+            return None
+        rate = self.gs.gallery_settings(gallery).login_near_miss_fpir
+        near = self.gs._identify_threshold(gallery, templates, fpir=rate)
+        return top.subject[len(USER_PREFIX):] if top.score >= near.threshold else None
 
     def _succeed(self, gallery: str, g_id: int, username: str, method: str, score: float, threshold: float,
                  decision_id: int) -> LoginResult:
@@ -200,12 +215,12 @@ class AccountService:
         face = result.main_face()
         if face is None:
             raise NoFaceError("no face found in the photo; face the camera")
-        top = face.candidates[0] if face.candidates else None
-        near = top.subject[len(USER_PREFIX):] if top and top.subject.startswith(USER_PREFIX) else None
         if face.decision != "match" or not face.subject.startswith(USER_PREFIX):
-            # No account to blame unless the face came closest to one: then it counts there.
-            return self._fail(gallery, near, "face not recognised", result.decision_id, "face",
-                              score=face.score, threshold=result.threshold.threshold)
+            # The answer never names the nearest account (an unknown face is unknown); the
+            # failure counts toward it only for a near miss (see ``_near_miss``).
+            return self._fail(gallery, None, "face not recognised", result.decision_id, "face",
+                              score=face.score, threshold=result.threshold.threshold,
+                              count_toward=self._near_miss(g, face, result.gallery_templates))
         username = face.subject[len(USER_PREFIX):]
         with self.gs.sessions() as session:
             self.lockout.check(session, g, USER_PREFIX + username)
