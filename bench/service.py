@@ -408,7 +408,8 @@ def print_one(r: dict) -> None:
               f"threshold {rc['decision_threshold']:.3f}: the same subject, or both unknown)")
         if r["backend"] == "postgresql":
             print("    (pgvector HNSW filters gallery_id/model_id after the index scan: with one big gallery in the "
-                  "table that costs nothing; many galleries sharing it would leave fewer than k rows per scan)")
+                  "table that costs nothing; beside other galleries a scan may hold fewer than k of this one's "
+                  "rows, and FaceGate then asks that query again exactly)")
 
 
 def print_table(results: list[dict]) -> None:

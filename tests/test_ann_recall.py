@@ -168,6 +168,16 @@ def pgvector_plan(service: GalleryService, gallery_id: int, query: np.ndarray) -
         raw.close()
 
 
+def price_out_exact_plans(service: GalleryService) -> None:
+    """With the m=32 graph, PostgreSQL's planner prices a scan of a gallery of a few thousand
+    rows under the HNSW index and sorts it exactly (right in production, where the index path
+    starts at 20k templates); where the index itself is under test, the exact plans are turned
+    off for every connection of the service."""
+    off = "SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_sort = off"
+    event.listen(service.db, "connect", lambda dbapi, _: dbapi.execute(off))
+    service.db.dispose()
+
+
 def assert_ann_path(service: GalleryService, backend: str, gallery_id: int, query: np.ndarray) -> None:
     if backend == "sqlite":
         search(service, gallery_id, query[None])
@@ -251,12 +261,7 @@ def test_every_template_finds_itself_in_the_usearch_index(tmp_path, request):
 def test_search_reflects_import_and_delete_after_the_index_exists(backend, tmp_path, request):
     service = make_service(backend, tmp_path / "data", request, **SMALL)
     if backend == "postgresql":
-        # With the m=32 graph, PostgreSQL's planner prices a scan of this 1,200-row gallery under
-        # the HNSW index and sorts it exactly (right for production, where the index path starts
-        # at 20k); here the index itself is under test, so the exact plans are priced out.
-        off = "SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_sort = off"
-        event.listen(service.db, "connect", lambda dbapi, _: dbapi.execute(off))
-        service.db.dispose()
+        price_out_exact_plans(service)
     data = structured(300, 4, seed=1, enrolled_queries=10, strangers=0)
     gallery_id = load_gallery(service, "g", data)
     assert_ann_path(service, backend, gallery_id, data.queries[0])
@@ -444,3 +449,31 @@ def test_missing_index_is_built_in_the_background_while_searches_stay_exact(tmp_
     assert hits[0][0].subject_id == subject_id(service, gallery_id, "newcomer") and hits[0][0].score > 0.999
     assert all(row[0].score > 0.999 for row in hits[1:])
     assert (tmp_path / "data" / "index" / f"gallery_{gallery_id}.usearch").exists()
+
+
+def test_pgvector_search_never_comes_back_short_when_galleries_share_the_table(tmp_path, request, monkeypatch):
+    """pgvector 0.6 filters by gallery after its HNSW scan: beside a bigger gallery, the candidate
+    list of a search may hold fewer than k of this gallery's templates. Such a search is asked
+    again exactly; the planner settings of the transaction are restored afterwards."""
+    from sqlalchemy import text
+
+    from facegate.storage import vector_index
+
+    service = make_service("postgresql", tmp_path / "data", request, **SMALL)
+    price_out_exact_plans(service)
+    load_gallery(service, "big", structured(750, 4, seed=11, enrolled_queries=10, strangers=0), bulk=True)
+    small = structured(150, 4, seed=12, enrolled_queries=10, strangers=0)
+    small_id = load_gallery(service, "small", small, bulk=True)
+    monkeypatch.setattr(vector_index, "PGVECTOR_EF_SEARCH", 40)  # a short candidate list
+    probes = small.vectors[::60]
+    with service.sessions() as session:
+        raw = [service.search._pgvector(session, small_id, "arcface", q, 20) for q in probes]
+    assert min(len(r) for r in raw) < 20, "the HNSW scan was not starved: the test shows nothing"
+
+    exact = search(service, small_id, probes, k=20, exact=True)
+    with service.sessions() as session:
+        hits = service.search.search(session, small_id, "arcface", probes, k=20)
+        assert session.execute(text("SHOW enable_indexscan")).scalar() == "on"
+        assert session.execute(text("SHOW enable_seqscan")).scalar() == "off"  # this test's own setting
+    assert [[h.template_id for h in row] for row in hits] == [[h.template_id for h in row] for row in exact]
+    assert all(row[0].score > 0.999 for row in hits)

@@ -148,7 +148,7 @@ class GallerySearch:
             return [[] for _ in queries]
         use_ann = (signature[0] >= self.ann_min_templates) if exact is None else not exact
         if use_ann and self.dialect == "postgresql":
-            return [self._pgvector(session, gallery_id, model_id, q, k) for q in queries]
+            return self._pgvector_search(session, gallery_id, model_id, queries, min(k, signature[0]))
         cache = self._cache(session, gallery_id, signature, build_ann=use_ann)
         if use_ann and cache.ann is not None:
             return self._usearch(cache, queries, k)
@@ -370,6 +370,31 @@ class GallerySearch:
         return out
 
     # -- pgvector -------------------------------------------------------------------------
+    def _pgvector_search(
+        self, session: Session, gallery_id: int, model_id: str, queries: np.ndarray, k: int
+    ) -> list[list[Hit]]:
+        """pgvector (0.6) filters gallery and model *after* the HNSW scan: when the table holds
+        other galleries, the ``ef_search`` candidates of a query may hold fewer than ``k`` of
+        this gallery's templates. Such a starved answer is asked again as an exact scan of the
+        gallery's rows, so a search never comes back short (or empty) for that reason."""
+        out = [self._pgvector(session, gallery_id, model_id, q, k) for q in queries]
+        starved = [i for i, hits in enumerate(out) if len(hits) < k]
+        if starved:
+            logger.info("gallery %s: %d of %d approximate searches came back short; searched exactly",
+                        gallery_id, len(starved), len(out))
+            # Plain index scans (the HNSW one among them) off and the exact plans on, inside a
+            # savepoint whose rollback restores the planner settings of the transaction.
+            savepoint = session.begin_nested()
+            try:
+                session.execute(text("SET LOCAL enable_indexscan = off"))
+                for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
+                    session.execute(text(f"SET LOCAL {setting} = on"))
+                for i in starved:
+                    out[i] = self._pgvector(session, gallery_id, model_id, queries[i], k)
+            finally:
+                savepoint.rollback()
+        return out
+
     @staticmethod
     def _pgvector(session: Session, gallery_id: int, model_id: str, query: np.ndarray, k: int) -> list[Hit]:
         dim = int(query.shape[0])
