@@ -206,7 +206,9 @@ class GallerySearch:
                 cache = fresh
                 self._caches[gallery_id] = cache
                 self._forget_deleted_galleries(session)
-            if build_ann and cache.ann is None:
+            if build_ann and cache.ann is None and gallery_id not in self._builds:
+                # (While a build is under way, searches go exact without looking at the disk:
+                # the file's check hashes the whole gallery.)
                 cache.ann = self._load_usearch(gallery_id, cache)
                 if cache.ann is None and self.build_in_background:
                     self._start_build(gallery_id, cache)
