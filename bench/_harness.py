@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from facegate.security import SYSTEM
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_LFW = REPO.parent / "shared" / "datasets" / "lfw"
@@ -119,7 +120,7 @@ class Backends:
             raise ValueError(f"unknown backend {backend!r}: sqlite or postgresql")
         # The benchmarks time the usearch build inside the first search: build it there.
         settings.setdefault("ann_build_in_background", False)
-        service = GalleryService(Settings(data_dir=data_dir, database_url=url, **settings))
+        service = GalleryService(Settings(data_dir=data_dir, database_url=url, **settings), migrate=True)
         self._services.append(service)
         return service
 
@@ -158,10 +159,10 @@ def bulk_import(service, gallery: str, rows: list, chunk: int = 20_000, rebuild_
     fresh table for empty and searches it exactly instead of with the HNSW index.
     """
     timings: dict[str, float] = {}
-    pg = service.db.dialect.name == "postgresql"
+    pg = service.ctx.db.dialect.name == "postgresql"
     indexdefs: list[tuple[str, str]] = []
     if pg and rebuild_pg_index:
-        with service.db.begin() as connection:
+        with service.ctx.db.begin() as connection:
             indexdefs = list(
                 connection.exec_driver_sql(
                     "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'face_templates' "
@@ -172,15 +173,15 @@ def bulk_import(service, gallery: str, rows: list, chunk: int = 20_000, rebuild_
                 connection.exec_driver_sql(f'DROP INDEX "{name}"')
     started = time.perf_counter()
     for start in range(0, len(rows), chunk):
-        service.import_templates(gallery, rows[start : start + chunk])
+        service.import_templates(gallery, rows[start : start + chunk], principal=SYSTEM)
     timings["import_s"] = time.perf_counter() - started
     if pg:
         started = time.perf_counter()
-        with service.db.begin() as connection:
+        with service.ctx.db.begin() as connection:
             connection.exec_driver_sql("SET maintenance_work_mem = '1GB'")
             for _, definition in indexdefs:
                 connection.exec_driver_sql(definition)
         timings["pg_index_build_s"] = time.perf_counter() - started
-        with service.db.begin() as connection:
+        with service.ctx.db.begin() as connection:
             connection.exec_driver_sql("ANALYZE face_templates")
     return timings

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from facegate.security import SYSTEM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import DEFAULT_LFW, Backends, http_server, load_warning  # noqa: E402
@@ -60,7 +61,7 @@ def run(lfw: Path, students: int, seed: int, backend: str, workdir: Path) -> dic
     backends = Backends(workdir)
     try:
         service = backends.service(backend, "exam")
-        admin = service.create_api_key("admin", ["admin"]).secret
+        admin = service.create_api_key("admin", ["admin"], principal=SYSTEM).secret
         with http_server(service) as url, httpx.Client(base_url=url + "/api/v1", headers={"X-API-Key": admin}, timeout=300) as http:
             assert http.post("/galleries", json={"name": GALLERY}).status_code == 201
             # -- 1. roster, retrying refused students with their next photo ---------------------------

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from _harness import DEFAULT_LFW, Backends, http_server, load_warning, main_face
+from facegate.security import SYSTEM
 
 GALLERY = "lfw"
 
@@ -123,8 +124,8 @@ def main() -> None:
     report: dict = {"backend": args.backend, "people": len(chosen), "eligible": len(eligible)}
     try:
         service = backends.service(args.backend, "lfw")
-        service.create_gallery(GALLERY)
-        secret = service.create_api_key("lfw-bench", ["admin"]).secret
+        service.create_gallery(GALLERY, principal=SYSTEM)
+        secret = service.create_api_key("lfw-bench", ["admin"], principal=SYSTEM).secret
         with http_server(service) as url, FaceGateClient(url, api_key=secret, timeout=300) as fg:
             # -- 1. enroll ----------------------------------------------------------------------
             started = time.perf_counter()

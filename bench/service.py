@@ -30,7 +30,7 @@ Requests are real LFW photos (JPEG bytes) of enrolled people, a photo other than
 one: ``verify`` against the person's own subject and ``identify`` in the whole gallery, one
 at a time through a real uvicorn server on 127.0.0.1 and the FaceGate client, after warm-up
 requests. Each request includes decoding, detection and the embedding (~20-40 ms on 2 cores),
-so the search itself is also timed at the service level (``service.search.search`` with the
+so the search itself is also timed at the service level (``service.ctx.search.search`` with the
 probe's precomputed embedding, default path and ``exact=True``), and at the ANN sizes
 identify is also timed at the service level with ``exact=True`` for comparison.
 
@@ -65,6 +65,7 @@ from _harness import (
     load_warning,
     percentiles,
 )
+from facegate.security import SYSTEM
 
 GALLERY = "bench"
 K = 20  # what identify asks the index for (top_k 5 x 4)
@@ -188,8 +189,8 @@ def timed_search(service, gallery_id: int, model_id: str, queries: np.ndarray, e
     out = []
     for q in queries:
         started = time.perf_counter()
-        with service.sessions() as session:
-            service.search.search(session, gallery_id, model_id, q[None], k=K, exact=exact)
+        with service.ctx.sessions() as session:
+            service.ctx.search.search(session, gallery_id, model_id, q[None], k=K, exact=exact)
         out.append((time.perf_counter() - started) * 1000)
     return out
 
@@ -198,29 +199,30 @@ def recall(service, gallery_id: int, model_id: str, lfw: LFW, plan: Plan, sweep:
     import facegate.storage.vector_index as vi
 
     from facegate.calibration import default_calibration
+    from facegate.gallery.context import template_count
     from facegate.gallery.schemas import GallerySettings
 
     kinds = np.array([k for k, _ in plan.recall_queries])
-    with service.sessions() as session:
-        templates = service._template_count(session, gallery_id)
+    with service.ctx.sessions() as session:
+        templates = template_count(session, gallery_id)
     threshold, _ = default_calibration(model_id).identify_threshold(GallerySettings().identify_fpir, templates)
     queries = lfw.vectors[[r for _, r in plan.recall_queries]]
-    with service.sessions() as session:
+    with service.ctx.sessions() as session:
         started = time.perf_counter()
-        exact = service.search.search(session, gallery_id, model_id, queries, k=K, exact=True)
+        exact = service.ctx.search.search(session, gallery_id, model_id, queries, k=K, exact=True)
         exact_ms = (time.perf_counter() - started) * 1000 / len(queries)
-        cache = service.search._caches[gallery_id]
+        cache = service.ctx.search._caches[gallery_id]
         exact_one = []
         for q in queries[:100]:
             started = time.perf_counter()
-            service.search._exact(cache, q[None], K)
+            service.ctx.search._exact(cache, q[None], K)
             exact_one.append((time.perf_counter() - started) * 1000)
-    sqlite = service.db.dialect.name != "postgresql"
+    sqlite = service.ctx.db.dialect.name != "postgresql"
     default_ef = vi.USEARCH_EXPANSION_SEARCH if sqlite else vi.PGVECTOR_EF_SEARCH
     results = []
     for ef in [default_ef] + [e for e in sweep if e != default_ef]:
         if sqlite:
-            service.search._caches[gallery_id].ann.expansion_search = ef
+            service.ctx.search._caches[gallery_id].ann.expansion_search = ef
         else:
             vi.PGVECTOR_EF_SEARCH = ef
         try:
@@ -228,21 +230,21 @@ def recall(service, gallery_id: int, model_id: str, lfw: LFW, plan: Plan, sweep:
             # helper, pgvector through its SQL, one query at a time.
             per_query = []
             ann = []
-            with service.sessions() as session:
-                service.search.search(session, gallery_id, model_id, queries[:1], k=K, exact=False)  # fresh cache
-                cache = service.search._caches.get(gallery_id)
+            with service.ctx.sessions() as session:
+                service.ctx.search.search(session, gallery_id, model_id, queries[:1], k=K, exact=False)  # fresh cache
+                cache = service.ctx.search._caches.get(gallery_id)
                 for q in queries:
                     started = time.perf_counter()
                     if sqlite:
-                        ann.append(service.search._usearch(cache, q[None], K)[0])
+                        ann.append(service.ctx.search._usearch(cache, q[None], K)[0])
                     else:
-                        ann.append(service.search._pgvector(session, gallery_id, model_id, q, K))
+                        ann.append(service.ctx.search._pgvector(session, gallery_id, model_id, q, K))
                     per_query.append((time.perf_counter() - started) * 1000)
                     if not sqlite:
                         session.commit()  # SET LOCAL lasts one transaction, as in a request
         finally:
             if sqlite:
-                service.search._caches[gallery_id].ann.expansion_search = vi.USEARCH_EXPANSION_SEARCH
+                service.ctx.search._caches[gallery_id].ann.expansion_search = vi.USEARCH_EXPANSION_SEARCH
             else:
                 vi.PGVECTOR_EF_SEARCH = default_ef
         hit = np.array(
@@ -290,13 +292,13 @@ def run_one(backends: Backends, backend: str, size: int, lfw: LFW, args) -> dict
           f"{len(plan.distractor_vectors):,} {args.distractors} distractors) ==", flush=True)
     result["realism"] = realism(lfw, plan)
     service = backends.service(backend, str(size))
-    service.create_gallery(GALLERY)
-    secret = service.create_api_key("bench", ["admin"]).secret
+    service.create_gallery(GALLERY, principal=SYSTEM)
+    secret = service.create_api_key("bench", ["admin"], principal=SYSTEM).secret
     result.update(bulk_import(service, GALLERY, plan.rows))
     print(f"  imported in {result['import_s']:.1f} s"
           + (f", pgvector HNSW index built in {result['pg_index_build_s']:.1f} s" if "pg_index_build_s" in result else ""),
           flush=True)
-    gallery = service.get_gallery(GALLERY)
+    gallery = service.get_gallery(GALLERY, principal=SYSTEM)
     gallery_id, model_id = gallery.id, gallery.model_id
     ann = size >= service.settings.ann_min_templates
     result["path"] = "ann" if ann else "exact"
@@ -320,7 +322,7 @@ def run_one(backends: Backends, backend: str, size: int, lfw: LFW, args) -> dict
     sig = []
     for _ in range(args.requests):
         started = time.perf_counter()
-        with service.sessions() as session:
+        with service.ctx.sessions() as session:
             gallery_signature(session, gallery_id)
         sig.append((time.perf_counter() - started) * 1000)
     result["signature_query_ms"] = percentiles(sig)
@@ -359,7 +361,7 @@ def run_one(backends: Backends, backend: str, size: int, lfw: LFW, args) -> dict
             times = []
             for ext, name, data in photos:
                 started = time.perf_counter()
-                service.identify(GALLERY, PhotoInput(name, data), exact=exact)
+                service.identify(GALLERY, PhotoInput(name, data), exact=exact, principal=SYSTEM)
                 times.append((time.perf_counter() - started) * 1000)
             result[label] = percentiles(times)
 
@@ -369,7 +371,7 @@ def run_one(backends: Backends, backend: str, size: int, lfw: LFW, args) -> dict
 
     # -- the next search after one more template: rebuild or update of the ANN index --------
     if ann:
-        service.import_templates(GALLERY, [("late:1", "", lfw.vectors[lfw.by_person[lfw.strangers[-1]][0]])])
+        service.import_templates(GALLERY, [("late:1", "", lfw.vectors[lfw.by_person[lfw.strangers[-1]][0]])], principal=SYSTEM)
         started = time.perf_counter()
         timed_search(service, gallery_id, model_id, probe_vectors[:1], exact=None)
         result["search_after_import_s"] = time.perf_counter() - started

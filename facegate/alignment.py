@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 import cv2
+import numpy as np
 
 # The ArcFace 112x112 template (InsightFace): left eye, right eye, nose, mouth corners.
 ARCFACE_TEMPLATE = np.array(

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
+from typing import Protocol
 
 import numpy as np
 
@@ -89,7 +90,7 @@ class Calibration:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Calibration":
+    def from_dict(cls, data: dict) -> Calibration:
         table = data["table"]
         return cls(
             model_id=data["model_id"],
@@ -120,20 +121,40 @@ def impostor_scores(vectors: np.ndarray, identities: np.ndarray, chunk: int = 10
     return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
+def allowed_at_far(far: float, n: int) -> int:
+    """Impostors of ``n`` that may score at or above the threshold at ``far``."""
+    return math.floor(far * n)
+
+
+def threshold_above(ordered_desc: np.ndarray, allowed: int) -> float:
+    """The threshold accepting exactly the ``allowed`` highest of ``ordered_desc`` (sorted
+    high to low; accept when score >= threshold): strictly above the (allowed+1)-th score,
+    or every score when ``allowed`` covers them all.
+
+    The one rule behind every FAR table, bootstrap and FPIR threshold in FaceGate. The
+    scores keep their dtype, so float32 scores get a float32 step above the cut.
+    """
+    if allowed >= len(ordered_desc):
+        return float(ordered_desc[-1])
+    return float(np.nextafter(ordered_desc[allowed], np.inf))
+
+
+def threshold_at_far(ordered_desc: np.ndarray, far: float) -> float:
+    """The smallest threshold whose accept rate on these impostor scores is at most ``far``
+    (``ordered_desc``: sorted high to low). A rate below ``1 / len`` accepts no one."""
+    return threshold_above(ordered_desc, allowed_at_far(far, len(ordered_desc)))
+
+
 def threshold_table(impostors: np.ndarray, fars: tuple[float, ...] = CALIBRATION_FARS) -> tuple[list[float], list[float]]:
     """For each FAR the sample can resolve, the smallest threshold with accept rate <= FAR
     (accept when score >= threshold)."""
     ordered = np.sort(np.asarray(impostors, dtype=np.float64))[::-1]
-    n = len(ordered)
     kept_fars, thresholds = [], []
     for far in fars:
-        allowed = int(math.floor(far * n))  # impostors that may score at or above the threshold
-        if allowed < 1:
+        if allowed_at_far(far, len(ordered)) < 1:
             break
-        # Strictly above the (allowed+1)-th highest score, so at most `allowed` are accepted.
-        threshold = float(np.nextafter(ordered[allowed], np.inf))
         kept_fars.append(float(far))
-        thresholds.append(threshold)
+        thresholds.append(threshold_at_far(ordered, far))
     return kept_fars, thresholds
 
 
@@ -157,7 +178,7 @@ def calibrate_from_impostors(
         source=source,
         fars=tuple(fars),
         thresholds=tuple(thresholds),
-        impostor_pairs=int(len(impostors)),
+        impostor_pairs=len(impostors),
         name=name,
     )
 
@@ -174,3 +195,18 @@ def default_calibration(model_id: str) -> Calibration:
         return _shipped()[model_id]
     except KeyError:
         raise ModelNotFoundError(f"no shipped calibration for model {model_id!r}") from None
+
+
+class CalibrationProvider(Protocol):
+    """Where a service gets the calibration of a gallery's model: injected, so the request
+    path never imports MLflow unless the registry provider is the one given."""
+
+    def calibration_for(self, model_id: str, model_sha256: str) -> Calibration: ...
+
+
+class ShippedCalibrations:
+    """The calibrations shipped in ``facegate/data``; stateless. The caller checks that the
+    returned calibration's sha256 is the gallery's."""
+
+    def calibration_for(self, model_id: str, model_sha256: str) -> Calibration:
+        return default_calibration(model_id)

@@ -1,59 +1,148 @@
-"""Settings read from the environment (prefix ``FACEGATE_``) with safe embedded defaults."""
+"""Settings read from the environment (prefix ``FACEGATE_``) with safe embedded defaults.
+
+Every value is checked when the settings are loaded, so a typo in the environment stops the
+process at start-up with the variable's name (:class:`~facegate.errors.ConfigurationError`)
+instead of failing on some later request.
+"""
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from facegate.errors import ConfigurationError
+
+ENV_PREFIX = "FACEGATE_"
+
+# What make_engine accepts (facegate/storage/db.py turns postgres(ql):// into psycopg 3).
+_DATABASE_URL = re.compile(r"^(sqlite:///.+|(postgresql|postgresql\+psycopg|postgres)://\S+)$")
+# MLflow stores FaceGate can talk to: a SQL store, a file store, a tracking server, Databricks.
+_MLFLOW_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "file", "http", "https", "databricks", "databricks-uc", "uc")
+_URI_SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9.-]*)(\+[A-Za-z0-9_]+)?:(?P<rest>.*)$")
 
 
 class Settings(BaseSettings):
     """Every knob FaceGate has; one instance per process (see :func:`get_settings`)."""
 
-    model_config = SettingsConfigDict(env_prefix="FACEGATE_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
 
     data_dir: Path = Path("./data")
     # Image input limits: refuse before decoding, so a bomb never allocates.
-    max_image_bytes: int = 20 * 1024 * 1024
-    max_image_pixels: int = 50_000_000
-    # onnxruntime threads: explicit, the target machine has 2 cores.
-    ort_intra_threads: int = 2
-    ort_inter_threads: int = 1
-    # Detection.
+    max_image_bytes: int = Field(20 * 1024 * 1024, gt=0)
+    max_image_pixels: int = Field(50_000_000, gt=0)
+    # onnxruntime threads: explicit, the target machine has 2 cores. Inter-op threads run
+    # independent branches of a graph at once (parallel execution mode when above 1).
+    ort_intra_threads: int = Field(2, ge=1)
+    ort_inter_threads: int = Field(1, ge=1)
+    # Detection. The detector's own default threshold: SCRFD's score is a probability (0.65
+    # is what SCRFD used before this setting was read, so the numbers did not move). dlib
+    # HOG's score is an SVM margin on another scale (0 is dlib's own default; the faces of the
+    # test photos score 0.5 to 2.4), so it has its own setting rather than a mapping of this one.
     detector: str = "scrfd"
-    det_score_threshold: float = 0.5
-    det_max_side: int = 640
-    min_face_size: int = 20
+    det_score_threshold: float = Field(0.65, ge=0.0, le=1.0)
+    det_dlib_score_threshold: float = Field(0.0, allow_inf_nan=False)
+    det_max_side: int = Field(640, gt=0)
+    min_face_size: int = Field(20, ge=0)
     # Recognition.
     recognition_model: str = "arcface"
     # Storage: empty means a SQLite file under data_dir; a postgresql:// URL uses pgvector.
     database_url: str = ""
     # Identification switches from exact search to the approximate index at this size.
-    ann_min_templates: int = 20_000
+    ann_min_templates: int = Field(20_000, ge=0)
     # Build a missing approximate index on a background thread and answer exactly meanwhile
     # (a 100k-template usearch build takes minutes on 2 cores); False builds it in the search.
     ann_build_in_background: bool = True
     # HTTP.
-    max_upload_bytes: int = 25 * 1024 * 1024
+    max_upload_bytes: int = Field(25 * 1024 * 1024, gt=0)
     # Signing key of face-login session tokens; empty means a random key kept in
     # data_dir/secret_key (created on first use, mode 0600).
     secret_key: str = ""
-    session_token_minutes: float = 60.0
+    session_token_minutes: float = Field(60.0, gt=0, allow_inf_nan=False)
     # Background jobs beside the API server (webhook delivery, missed re-verifications).
     background_worker: bool = True
     # The automatic response to drift (facegate/monitoring/auto.py): how often every gallery is
     # checked (0 turns it off) and how long a gallery is left alone after an action.
-    auto_respond_interval_s: float = 3600.0
-    auto_respond_cooldown_s: float = 86400.0
+    auto_respond_interval_s: float = Field(3600.0, ge=0, allow_inf_nan=False)
+    auto_respond_cooldown_s: float = Field(86400.0, ge=0, allow_inf_nan=False)
     # Prometheus metrics at GET /metrics (no auth, for the scraper): turn off where the port is public.
     metrics_enabled: bool = True
     # Model operations: empty means sqlite:///<data_dir>/mlflow/mlflow.db, artifacts beside it.
     mlflow_tracking_uri: str = ""
     # How long the service keeps the registry's production calibration before asking again.
-    calibration_cache_ttl_s: float = 5.0
+    calibration_cache_ttl_s: float = Field(5.0, ge=0, allow_inf_nan=False)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir_is_a_folder(cls, value: Path) -> Path:
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{value} exists and is not a folder")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if value and not _DATABASE_URL.match(value):
+            raise ValueError(
+                "must be empty (a SQLite file under the data folder), sqlite:///<path> or "
+                "postgresql[+psycopg]://user:password@host/database"
+            )
+        return value
+
+    @field_validator("mlflow_tracking_uri")
+    @classmethod
+    def _mlflow_uri(cls, value: str) -> str:
+        if value and not _plausible_mlflow_uri(value):
+            raise ValueError(
+                "must be empty (a SQLite store under the data folder) or a URI such as "
+                "sqlite:///<path>, file:///<path>, http(s)://host:port or postgresql://..."
+            )
+        return value
+
+
+def _plausible_mlflow_uri(value: str) -> bool:
+    if value.lower() in ("databricks", "databricks-uc", "uc"):
+        return True
+    match = _URI_SCHEME.match(value)
+    if match is None or match["scheme"].lower() not in _MLFLOW_SCHEMES:
+        return False
+    scheme, rest = match["scheme"].lower(), match["rest"]
+    if scheme == "sqlite":
+        return rest.startswith("///") and len(rest) > 3
+    if scheme in ("http", "https", "postgresql", "mysql", "mssql"):
+        return rest.startswith("//") and len(rest) > 2 and not any(c.isspace() for c in rest)
+    return scheme.startswith("databricks") or scheme == "uc" or len(rest) > 0
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets a field: ``ort_intra_threads`` -> ``FACEGATE_ORT_INTRA_THREADS``."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def _describe(exc: ValidationError) -> str:
+    """One ``VARIABLE: reason`` per bad value (values are not repeated: they may be secrets)."""
+    problems = []
+    for err in exc.errors():
+        name = env_name(str(err["loc"][0])) if err["loc"] else ENV_PREFIX + "*"
+        ctx: dict[str, Any] = err.get("ctx") or {}
+        reason = str(ctx["error"]) if err["type"] == "value_error" and "error" in ctx else err["msg"]
+        problems.append(f"{name}: {reason}")
+    return "invalid settings: " + "; ".join(problems)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment (``overrides`` win), or a :class:`ConfigurationError`
+    naming each bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigurationError(_describe(exc)) from None
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return load_settings()

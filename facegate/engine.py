@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
 from facegate.alignment import ARCFACE_TEMPLATE
-from facegate.config import Settings, get_settings
-from facegate.detection import Detection, create_detector
-from facegate.errors import ManyFacesError, NoFaceError
+from facegate.config import Settings, env_name, get_settings
+from facegate.detection import DETECTORS, Detection, create_detector
+from facegate.errors import ConfigurationError, ManyFacesError, NoFaceError
 from facegate.quality import QualityLimits, QualityReport, assess
-from facegate.recognition import Template, create_recognizer
+from facegate.recognition import RECOGNIZERS, Template, create_recognizer
 
 # When nothing scores above the normal threshold, a photo known to hold one face (an
 # evaluation pair, a passport-style crop) is searched again at this floor.
@@ -52,7 +52,7 @@ def central_box(height: int, width: int, fraction: float = 0.5) -> np.ndarray:
 BACKGROUND_FACE_RATIO = 0.5
 
 
-def foreground_faces(faces: list["Face"]) -> tuple[list["Face"], int]:
+def foreground_faces(faces: list[Face]) -> tuple[list[Face], int]:
     """(faces comparable in size to the largest, number of smaller background faces)."""
     if len(faces) < 2:
         return list(faces), 0
@@ -73,8 +73,21 @@ def main_face_index(detections: list[Detection], height: int, width: int) -> int
     return best
 
 
+def configured_score_threshold(settings: Settings, detector: str) -> float | None:
+    """The default score threshold the settings give a detector, on that detector's scale
+    (None for an unknown name: :func:`create_detector` refuses it)."""
+    if detector == "scrfd":
+        return settings.det_score_threshold
+    if detector == "dlib":
+        return settings.det_dlib_score_threshold
+    return None
+
+
 class FaceEngine:
-    """A detector and a recognizer, with the glue between them."""
+    """A detector and a recognizer, with the glue between them.
+
+    ``score_threshold`` overrides the detector's threshold from ``settings``.
+    """
 
     def __init__(
         self,
@@ -87,16 +100,23 @@ class FaceEngine:
         self.settings = settings or get_settings()
         self.model_name = model or self.settings.recognition_model
         self.detector_name = detector or self.settings.detector
+        if score_threshold is None:
+            score_threshold = configured_score_threshold(self.settings, self.detector_name)
         self.detector = create_detector(
             self.detector_name,
             score_threshold=score_threshold,
             min_face_size=self.settings.min_face_size,
             max_side=self.settings.det_max_side,
             intra_threads=self.settings.ort_intra_threads,
+            inter_threads=self.settings.ort_inter_threads,
         )
-        self.recognizer = create_recognizer(self.model_name, intra_threads=self.settings.ort_intra_threads)
+        self.recognizer = create_recognizer(
+            self.model_name,
+            intra_threads=self.settings.ort_intra_threads,
+            inter_threads=self.settings.ort_inter_threads,
+        )
         self.quality_limits = quality_limits or QualityLimits()
-        self._shape5 = None
+        self._shape5: Any = None  # dlib's 5-point predictor, loaded on first use
         self._shape_lock = threading.Lock()
 
     @property
@@ -130,7 +150,7 @@ class FaceEngine:
         with self._shape_lock:
             if self._shape5 is None:
                 self._shape5 = dlib.shape_predictor(str(verified_path("dlib_shape5")))
-            x1, y1, x2, y2 = (int(round(v)) for v in box)
+            x1, y1, x2, y2 = (round(float(v)) for v in box)
             shape = self._shape5(np.ascontiguousarray(image), dlib.rectangle(x1, y1, x2, y2))
         pts = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
         # dlib order: 0,1 = one eye's corners (image right), 2,3 = the other eye's, 4 = nose base.
@@ -204,7 +224,43 @@ class FaceEngine:
         return a.similarity(b)
 
 
-@lru_cache(maxsize=8)
+class EnginePool:
+    """One engine per (model, detector) for one set of settings: sessions are costly to open,
+    and the settings a service was given are the ones its engines run with."""
+
+    def __init__(self, settings: Settings) -> None:
+        for field, value, known in (
+            ("detector", settings.detector, DETECTORS),
+            ("recognition_model", settings.recognition_model, RECOGNIZERS),
+        ):
+            if value not in known:
+                raise ConfigurationError(f"{env_name(field)}: unknown name {value!r}; choose one of {', '.join(known)}")
+        self.settings = settings
+        self._engines: dict[tuple[str, str], FaceEngine] = {}
+        self._lock = threading.Lock()
+
+    def get(self, model: str | None = None, detector: str | None = None) -> FaceEngine:
+        """The engine for ``model`` and ``detector`` (default: the settings'); an unknown name
+        raises ValueError."""
+        key = (model or self.settings.recognition_model, detector or self.settings.detector)
+        with self._lock:  # held while building, so two threads never open the same sessions
+            engine = self._engines.get(key)
+            if engine is None:
+                engine = FaceEngine(key[0], key[1], settings=self.settings)
+                self._engines[key] = engine
+        return engine
+
+
+_default_pool: EnginePool | None = None
+_default_lock = threading.Lock()
+
+
 def get_engine(model: str | None = None, detector: str | None = None) -> FaceEngine:
-    """One engine per (model, detector) per process: sessions are costly to open."""
-    return FaceEngine(model=model, detector=detector)
+    """The engine from the pool of :func:`get_settings` (a new pool when those settings change)."""
+    global _default_pool
+    settings = get_settings()
+    with _default_lock:
+        if _default_pool is None or (_default_pool.settings is not settings and _default_pool.settings != settings):
+            _default_pool = EnginePool(settings)
+        pool = _default_pool
+    return pool.get(model, detector)

@@ -111,3 +111,10 @@ class SessionClosedError(FaceGateError):
     """A check-in outside the exam session's window."""
 
     code = "session_closed"
+
+
+class ConfigurationError(FaceGateError):
+    """A setting (``FACEGATE_*`` environment variable or ``.env`` entry) is invalid: refused at
+    start-up, naming each bad variable, rather than failing later on a request."""
+
+    code = "configuration_error"

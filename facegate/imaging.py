@@ -27,6 +27,7 @@ Behaviour choices:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -35,7 +36,7 @@ import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -62,7 +63,7 @@ __all__ = [
     "read_image_bytes",
 ]
 
-ImageSource = Union[bytes, bytearray, memoryview, str, os.PathLike]
+ImageSource = bytes | bytearray | memoryview | str | os.PathLike
 
 #: Pillow format names decoded. PPM covers PGM/PBM/PPM; JPEG also covers multi-picture
 #: (MPO) camera JPEGs, which Pillow's JPEG opener returns; TIFF/BMP come from scanners.
@@ -314,11 +315,9 @@ def decode_image(data: bytes, limits: ImageLimits | None = None, *, name: str = 
             if w * h > limits.max_pixels:
                 raise _too_many_pixels((w, h), w * h, limits, name)
             im.load()  # first frame only for GIF/WebP/MPO/TIFF
-            try:
+            with contextlib.suppress(Exception):  # a broken EXIF block must not lose the photo
                 if im.getexif().get(_EXIF_ORIENTATION, 1) in (2, 3, 4, 5, 6, 7, 8):
                     ImageOps.exif_transpose(im, in_place=True)
-            except Exception:  # noqa: BLE001 - a broken EXIF block must not lose the photo
-                pass
             w, h = im.size
             if w * h > limits.max_pixels:  # size can change on load for some formats
                 raise _too_many_pixels((w, h), w * h, limits, name)
@@ -338,7 +337,7 @@ def decode_image(data: bytes, limits: ImageLimits | None = None, *, name: str = 
             ) from None
         except UnidentifiedImageError:
             raise _corrupt_or_not(data, name, None) from None
-        except Exception as exc:  # noqa: BLE001 - Pillow raises OSError, SyntaxError, ValueError, struct.error, ...
+        except Exception as exc:
             raise _corrupt_or_not(data, name, exc) from exc
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from facegate.security import SYSTEM
 
 BACKENDS = ["sqlite", "postgresql"]
 UPLOAD_LIMIT = 2 * 1024 * 1024  # small on purpose: the 413 test sends 3 MB
@@ -155,9 +156,9 @@ def live_api(backend, request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f"api_{backend}")
     url = fresh_database_url(backend, tmp, request, prefix="facegate_api")
     service = GalleryService(
-        settings=Settings(data_dir=tmp / "data", database_url=url, max_upload_bytes=UPLOAD_LIMIT)
+        settings=Settings(data_dir=tmp / "data", database_url=url, max_upload_bytes=UPLOAD_LIMIT), migrate=True
     )
-    admin = service.create_api_key("admin", ["admin"])
+    admin = service.create_api_key("admin", ["admin"], principal=SYSTEM)
     runner = ServerThread(create_app(service))
     runner.start()
     api = LiveAPI(backend=backend, base_url=runner.base_url, database_url=url, service=service, admin_secret=admin.secret)

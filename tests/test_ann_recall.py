@@ -29,6 +29,7 @@ from sqlalchemy import event
 from facegate.config import Settings
 from facegate.gallery.service import GalleryService
 from facegate.storage.models import Gallery, Subject
+from facegate.security import SYSTEM
 
 DIM = 512
 RECALL_GOAL = 0.99
@@ -97,7 +98,7 @@ def make_service(backend: str, data_dir: Path, request, database_url: str | None
         database_url = "" if backend == "sqlite" else _pg_url(request.getfixturevalue("ann_pg_server"))
     # These tests look at the index the search path builds: build it in the search, not beside.
     settings.setdefault("ann_build_in_background", False)
-    service = GalleryService(Settings(data_dir=data_dir, database_url=database_url, **settings))
+    service = GalleryService(Settings(data_dir=data_dir, database_url=database_url, **settings), migrate=True)
     request.addfinalizer(service.close)
     return service
 
@@ -108,11 +109,11 @@ def load_gallery(service: GalleryService, name: str, data: Structured, chunk: in
     for 25k templates on 2 cores, CREATE INDEX seconds; same index, same parameters); then
     ANALYZE, which autovacuum runs within a minute of a bulk load: until then the planner
     takes the table for empty and sorts the gallery exactly instead of using HNSW."""
-    pg = service.db.dialect.name == "postgresql"
-    service.create_gallery(name)
+    pg = service.ctx.db.dialect.name == "postgresql"
+    service.create_gallery(name, principal=SYSTEM)
     definitions = []
     if pg and bulk:
-        with service.db.begin() as connection:
+        with service.ctx.db.begin() as connection:
             definitions = connection.exec_driver_sql(
                 "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'face_templates' "
                 "AND position('USING hnsw' in indexdef) > 0"
@@ -122,24 +123,24 @@ def load_gallery(service: GalleryService, name: str, data: Structured, chunk: in
                 connection.exec_driver_sql(f'DROP INDEX "{index_name}"')
     rows = [(external_id(int(o)), "", v) for o, v in zip(data.owners, data.vectors)]
     for start in range(0, len(rows), chunk):
-        service.import_templates(name, rows[start : start + chunk])
+        service.import_templates(name, rows[start : start + chunk], principal=SYSTEM)
     if pg:
-        with service.db.begin() as connection:
+        with service.ctx.db.begin() as connection:
             connection.exec_driver_sql("SET maintenance_work_mem = '512MB'")
             for _, definition in definitions:
                 connection.exec_driver_sql(definition)
             connection.exec_driver_sql("ANALYZE face_templates")
-    with service.sessions() as session:
+    with service.ctx.sessions() as session:
         return session.query(Gallery).filter_by(name=name).one().id
 
 
 def search(service: GalleryService, gallery_id: int, queries: np.ndarray, k: int = 20, exact: bool | None = None):
-    with service.sessions() as session:
-        return service.search.search(session, gallery_id, "arcface", queries, k=k, exact=exact)
+    with service.ctx.sessions() as session:
+        return service.ctx.search.search(session, gallery_id, "arcface", queries, k=k, exact=exact)
 
 
 def subject_id(service: GalleryService, gallery_id: int, ext: str) -> int | None:
-    with service.sessions() as session:
+    with service.ctx.sessions() as session:
         row = session.query(Subject).filter_by(gallery_id=gallery_id, external_id=ext).one_or_none()
         return row.id if row else None
 
@@ -152,14 +153,14 @@ def pgvector_plan(service: GalleryService, gallery_id: int, query: np.ndarray) -
         if "ORDER BY" in statement and "<=>" in statement:
             captured.append((statement, parameters))
 
-    event.listen(service.db, "before_cursor_execute", capture)
+    event.listen(service.ctx.db, "before_cursor_execute", capture)
     try:
         search(service, gallery_id, query[None], k=20)
     finally:
-        event.remove(service.db, "before_cursor_execute", capture)
+        event.remove(service.ctx.db, "before_cursor_execute", capture)
     assert captured, "the pgvector query was not sent: the ANN path was not taken"
     statement, parameters = captured[-1]
-    raw = service.db.raw_connection()
+    raw = service.ctx.db.raw_connection()
     try:
         cursor = raw.cursor()
         cursor.execute("EXPLAIN " + statement, parameters)
@@ -174,14 +175,14 @@ def price_out_exact_plans(service: GalleryService) -> None:
     starts at 20k templates); where the index itself is under test, the exact plans are turned
     off for every connection of the service."""
     off = "SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_sort = off"
-    event.listen(service.db, "connect", lambda dbapi, _: dbapi.execute(off))
-    service.db.dispose()
+    event.listen(service.ctx.db, "connect", lambda dbapi, _: dbapi.execute(off))
+    service.ctx.db.dispose()
 
 
 def assert_ann_path(service: GalleryService, backend: str, gallery_id: int, query: np.ndarray) -> None:
     if backend == "sqlite":
         search(service, gallery_id, query[None])
-        cache = service.search._caches[gallery_id]
+        cache = service.ctx.search._caches[gallery_id]
         assert cache.ann is not None, "the usearch index was not built: the exact path was taken"
     else:
         plan = pgvector_plan(service, gallery_id, query)
@@ -243,16 +244,16 @@ def test_every_template_finds_itself_in_the_usearch_index(tmp_path, request):
     data = structured(300, 4, seed=4, enrolled_queries=10, strangers=0)
     gallery_id = load_gallery(service, "g", data)
     hits = search(service, gallery_id, data.vectors, k=1, exact=False)
-    assert service.search._caches[gallery_id].ann is not None
+    assert service.ctx.search._caches[gallery_id].ann is not None
     lost = [i for i, row in enumerate(hits) if not row or row[0].score < 0.999]
     assert lost == [], f"{len(lost)} of {len(hits)} templates unreachable in the fresh index"
 
     rng = np.random.default_rng(5)
     added = _sample(rng, np.repeat(_draw(rng, 50), 2, axis=0))
-    service.import_templates("g", [(f"new{i // 2}", "", v) for i, v in enumerate(added)])
-    index = service.search._caches[gallery_id].ann
+    service.import_templates("g", [(f"new{i // 2}", "", v) for i, v in enumerate(added)], principal=SYSTEM)
+    index = service.ctx.search._caches[gallery_id].ann
     hits = search(service, gallery_id, np.concatenate([data.vectors, added]), k=1, exact=False)
-    assert service.search._caches[gallery_id].ann is index  # updated in place, not rebuilt
+    assert service.ctx.search._caches[gallery_id].ann is index  # updated in place, not rebuilt
     lost = [i for i, row in enumerate(hits) if not row or row[0].score < 0.999]
     assert lost == [], f"{len(lost)} of {len(hits)} templates unreachable after the update"
 
@@ -268,11 +269,11 @@ def test_search_reflects_import_and_delete_after_the_index_exists(backend, tmp_p
 
     rng = np.random.default_rng(99)
     newcomer = _sample(rng, _draw(rng, 1))[0]
-    service.import_templates("g", [("newcomer", "New", newcomer)])
+    service.import_templates("g", [("newcomer", "New", newcomer)], principal=SYSTEM)
     gone = external_id(int(data.owners[0]))
     gone_id = subject_id(service, gallery_id, gone)
     gone_vectors = data.vectors[data.owners == data.owners[0]]
-    assert service.delete_subject("g", gone) == len(gone_vectors)
+    assert service.delete_subject("g", gone, principal=SYSTEM) == len(gone_vectors)
 
     new_id = subject_id(service, gallery_id, "newcomer")
     hits = search(service, gallery_id, np.stack([newcomer, *gone_vectors]))
@@ -288,10 +289,10 @@ def _replace_newest_subject(service: GalleryService, data: Structured, seed: int
     ones' ids and the (count, max id, sum of ids) signature comes back unchanged."""
     last = int(data.owners[-1])
     old_vectors = data.vectors[data.owners == last]
-    service.delete_subject("g", external_id(last))
+    service.delete_subject("g", external_id(last), principal=SYSTEM)
     rng = np.random.default_rng(seed)
     replacement = _sample(rng, np.repeat(_draw(rng, 1), len(old_vectors), axis=0))
-    service.import_templates("g", [("replacement", "", v) for v in replacement])
+    service.import_templates("g", [("replacement", "", v) for v in replacement], principal=SYSTEM)
     return old_vectors, replacement
 
 
@@ -312,9 +313,9 @@ def test_usearch_follows_reused_sqlite_ids_in_process(tmp_path, request):
     gallery_id = load_gallery(service, "g", data)
     search(service, gallery_id, data.queries[:1])
     old_id = subject_id(service, gallery_id, external_id(int(data.owners[-1])))
-    signature = service.search._caches[gallery_id].signature
+    signature = service.ctx.search._caches[gallery_id].signature
     old_vectors, replacement = _replace_newest_subject(service, data, seed=5)  # no search in between
-    with service.sessions() as session:
+    with service.ctx.sessions() as session:
         from facegate.storage.vector_index import gallery_signature
 
         assert gallery_signature(session, gallery_id) == signature  # the trap is set
@@ -344,14 +345,14 @@ def test_usearch_is_updated_in_place_after_small_changes(tmp_path, request):
     data = structured(300, 4, seed=8, enrolled_queries=10, strangers=0)
     gallery_id = load_gallery(service, "g", data)
     search(service, gallery_id, data.queries[:1])
-    index = service.search._caches[gallery_id].ann
+    index = service.ctx.search._caches[gallery_id].ann
 
     rng = np.random.default_rng(21)
     newcomers = _sample(rng, _draw(rng, 3))
-    service.import_templates("g", [(f"new{i}", "", v) for i, v in enumerate(newcomers)])
-    service.delete_subject("g", external_id(int(data.owners[0])))
+    service.import_templates("g", [(f"new{i}", "", v) for i, v in enumerate(newcomers)], principal=SYSTEM)
+    service.delete_subject("g", external_id(int(data.owners[0])), principal=SYSTEM)
     hits = search(service, gallery_id, newcomers)
-    assert service.search._caches[gallery_id].ann is index  # updated, not rebuilt
+    assert service.ctx.search._caches[gallery_id].ann is index  # updated, not rebuilt
     for i, row in enumerate(hits):
         assert row[0].subject_id == subject_id(service, gallery_id, f"new{i}") and row[0].score > 0.999
     ann = search(service, gallery_id, data.queries)
@@ -364,9 +365,9 @@ def test_usearch_is_updated_in_place_after_small_changes(tmp_path, request):
 
     # A large change (here a third of the gallery) rebuilds it.
     more = _sample(rng, _draw(rng, 400))
-    service.import_templates("g", [(f"more{i}", "", v) for i, v in enumerate(more)])
+    service.import_templates("g", [(f"more{i}", "", v) for i, v in enumerate(more)], principal=SYSTEM)
     search(service, gallery_id, more[:1])
-    assert service.search._caches[gallery_id].ann is not index
+    assert service.ctx.search._caches[gallery_id].ann is not index
 
 
 def test_usearch_file_from_another_database_is_rebuilt(tmp_path, request):
@@ -424,26 +425,26 @@ def test_missing_index_is_built_in_the_background_while_searches_stay_exact(tmp_
     exact = search(service, gallery_id, data.queries, exact=True)
 
     gate = threading.Event()
-    real_build = service.search._build_usearch
+    real_build = service.ctx.search._build_usearch
 
     def held_build(cache):
         assert gate.wait(30), "the test never released the build"
         return real_build(cache)
 
-    service.search._build_usearch = held_build
+    service.ctx.search._build_usearch = held_build
     first = search(service, gallery_id, data.queries)  # the ANN size: starts the build
-    assert service.search._caches[gallery_id].ann is None  # still building: answered exactly
+    assert service.ctx.search._caches[gallery_id].ann is None  # still building: answered exactly
     assert [_top(a) for a in first] == [_top(e) for e in exact]
 
     # An enrollment while the index is being built.
     rng = np.random.default_rng(8)
     newcomer = _sample(rng, _draw(rng, 1))[0]
-    service.import_templates("g", [("newcomer", "", newcomer)])
+    service.import_templates("g", [("newcomer", "", newcomer)], principal=SYSTEM)
     assert search(service, gallery_id, newcomer[None])[0][0].score > 0.999  # exact, sees it
     gate.set()
-    assert service.search.wait_for_builds(timeout=60)
+    assert service.ctx.search.wait_for_builds(timeout=60)
 
-    cache = service.search._caches[gallery_id]
+    cache = service.ctx.search._caches[gallery_id]
     assert cache.ann is not None and len(cache.ann) == len(data.vectors) + 1
     hits = search(service, gallery_id, np.concatenate([newcomer[None], data.vectors[::50]]))
     assert hits[0][0].subject_id == subject_id(service, gallery_id, "newcomer") and hits[0][0].score > 0.999
@@ -466,13 +467,13 @@ def test_pgvector_search_never_comes_back_short_when_galleries_share_the_table(t
     small_id = load_gallery(service, "small", small, bulk=True)
     monkeypatch.setattr(vector_index, "PGVECTOR_EF_SEARCH", 40)  # a short candidate list
     probes = small.vectors[::60]
-    with service.sessions() as session:
-        raw = [service.search._pgvector(session, small_id, "arcface", q, 20) for q in probes]
+    with service.ctx.sessions() as session:
+        raw = [service.ctx.search._pgvector(session, small_id, "arcface", q, 20) for q in probes]
     assert min(len(r) for r in raw) < 20, "the HNSW scan was not starved: the test shows nothing"
 
     exact = search(service, small_id, probes, k=20, exact=True)
-    with service.sessions() as session:
-        hits = service.search.search(session, small_id, "arcface", probes, k=20)
+    with service.ctx.sessions() as session:
+        hits = service.ctx.search.search(session, small_id, "arcface", probes, k=20)
         assert session.execute(text("SHOW enable_indexscan")).scalar() == "on"
         assert session.execute(text("SHOW enable_seqscan")).scalar() == "off"  # this test's own setting
     # The same 20 best, by score (two near-equal scores may swap places between float orders).

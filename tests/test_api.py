@@ -17,6 +17,7 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import SAWarning
 
 from facegate.client import FaceGateAPIError
+from facegate.security import SYSTEM
 from tests.api_fixtures import (  # noqa: F401 - fixtures are used by name
     UPLOAD_LIMIT,
     backend,
@@ -77,7 +78,7 @@ def assert_problem(response, status: int, codes: str | tuple[str, ...]) -> dict:
 def gallery_row(service, name: str):
     from facegate.storage.models import Gallery
 
-    with service.sessions() as session:
+    with service.ctx.sessions() as session:
         return session.scalar(select(Gallery).where(Gallery.name == name))
 
 
@@ -85,7 +86,7 @@ def template_dims(service, gallery: str) -> list[int]:
     from facegate.storage.models import FaceTemplate
 
     g = gallery_row(service, gallery)
-    with service.sessions() as session:
+    with service.ctx.sessions() as session:
         return [len(v) for v in session.scalars(select(FaceTemplate.vector).where(FaceTemplate.gallery_id == g.id))]
 
 
@@ -324,7 +325,7 @@ def test_verify_and_identify(live_api, fg):
     # The approximate index (usearch beside SQLite, pgvector HNSW on PostgreSQL) agrees.
     service = live_api.service
     for exact in (True, False):
-        result = service.identify("recog", PhotoInput("t.jpg", lfw("Raymond_Odierno", 2)), exact=exact)
+        result = service.identify("recog", PhotoInput("t.jpg", lfw("Raymond_Odierno", 2)), exact=exact, principal=SYSTEM)
         assert result.faces[0].subject == "odierno"
         assert result.faces[0].score == pytest.approx(face.score, abs=1e-4)
 
@@ -402,7 +403,7 @@ def test_delete_subject_erases_templates(live_api, fg):
     from facegate.storage.models import FaceTemplate, Subject
 
     g = gallery_row(live_api.service, "erase")
-    with live_api.service.sessions() as session:
+    with live_api.service.ctx.sessions() as session:
         assert session.scalar(select(Subject).where(Subject.gallery_id == g.id, Subject.external_id == "eckhard")) is None
         assert len(list(session.scalars(select(FaceTemplate.id).where(FaceTemplate.gallery_id == g.id)))) == 1
 
@@ -447,7 +448,7 @@ def test_model_mismatch_is_refused(live_api, fg):
     assert fg.enroll("swapped", "yao", [photo("yaoming.jpg")]).accepted == 1
     assert fg.verify("swapped", "yao", photo("yaoming.jpg")).match
     # Pretend the installed weights changed since the gallery was enrolled.
-    with live_api.service.sessions.begin() as session:
+    with live_api.service.ctx.sessions.begin() as session:
         gallery = session.scalar(select(Gallery).where(Gallery.name == "swapped"))
         gallery.model_sha256 = "0" * 64
     raw = live_api.raw()
@@ -576,9 +577,9 @@ def test_alembic_upgrade_downgrade_upgrade(backend, request, tmp_path):
         from facegate.config import Settings
         from facegate.gallery.service import GalleryService
 
-        service = GalleryService(settings=Settings(data_dir=tmp_path / "data", database_url=url))
+        service = GalleryService(settings=Settings(data_dir=tmp_path / "data", database_url=url), migrate=True)
         try:
-            key = service.create_api_key("k", ["admin"])
+            key = service.create_api_key("k", ["admin"], principal=SYSTEM)
             assert service.authenticate(key.secret).scopes == frozenset({"admin"})
             assert service.readiness()["schema_revision"] == HEAD
         finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -23,7 +25,7 @@ def test_threshold_table_accepts_at_most_the_allowed_share_of_impostors():
         accepted = (impostors >= threshold).mean()
         assert accepted <= far
         assert accepted >= far * 0.5 or far * len(impostors) < 4
-    assert all(b >= a for a, b in zip(thresholds, thresholds[1:]))
+    assert all(b >= a for a, b in itertools.pairwise(thresholds))
 
 
 def test_identification_threshold_grows_stricter_with_the_gallery():
@@ -62,3 +64,40 @@ def test_shipped_calibration_matches_the_installed_weights(model):
     # ArcFace impostors sit near 0 cosine: a 1e-4 threshold well above 0.2, below 0.6.
     threshold = calibration.verify_threshold(1e-4)
     assert (0.2 < threshold < 0.6) if model == "arcface" else (0.85 < threshold < 0.99)
+
+
+def test_shipped_provider_returns_the_default_calibration():
+    from facegate.calibration import CalibrationProvider, ShippedCalibrations
+
+    provider: CalibrationProvider = ShippedCalibrations()
+    sha = default_calibration("arcface").model_sha256
+    assert provider.calibration_for("arcface", sha) == default_calibration("arcface")
+    # Stateless, and no sha256 check of its own: the caller compares.
+    assert ShippedCalibrations().calibration_for("arcface", "0" * 64) == default_calibration("arcface")
+
+
+def test_registry_provider_returns_what_active_calibration_returns(tmp_path):
+    from facegate.calibration import CalibrationProvider
+    from facegate.config import Settings
+    from facegate.modelops.registry import RegistryCalibrations, active_calibration, refresh_active_calibration
+
+    settings = Settings(data_dir=tmp_path / "data")
+    provider: CalibrationProvider = RegistryCalibrations(settings)
+    sha = default_calibration("arcface").model_sha256
+    try:
+        assert provider.calibration_for("arcface", sha) == active_calibration("arcface", settings, sha)
+        # No MLflow store under this data folder: the shipped default, for any weights.
+        assert provider.calibration_for("arcface", "0" * 64) == default_calibration("arcface")
+    finally:
+        refresh_active_calibration()
+
+
+def test_the_calibration_floor_does_not_import_mlflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, facegate.calibration as c; c.ShippedCalibrations().calibration_for('arcface', ''); "
+        "assert 'mlflow' not in sys.modules, 'mlflow imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

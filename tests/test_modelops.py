@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from facegate.calibration import default_calibration
 from facegate.config import Settings
+from facegate.security import SYSTEM
 from tests.conftest import datasets_dir, package_photo
 
 
@@ -83,16 +84,16 @@ def test_calibrate_register_and_service_follows_production(tmp_path: Path, orl_c
     assert job2.version == 2
     v2 = registry.load_version("arcface", 2, settings)
 
-    service = GalleryService(settings=Settings(data_dir=tmp_path / "data", calibration_cache_ttl_s=0.5))
+    service = GalleryService(settings=Settings(data_dir=tmp_path / "data", calibration_cache_ttl_s=0.5), migrate=True)
     try:
-        service.create_gallery("lab")
+        service.create_gallery("lab", principal=SYSTEM)
         lfw = datasets_dir("lfw") / "Naoto_Kan"
         photo = lambda name: PhotoInput(name, (lfw / name).read_bytes())
-        assert service.enroll("lab", "s1", [photo("Naoto_Kan_0001.jpg")]).accepted == 1
+        assert service.enroll("lab", "s1", [photo("Naoto_Kan_0001.jpg")], principal=SYSTEM).accepted == 1
         far = service.gallery_settings(service_gallery(service, "lab")).verify_far
 
         def threshold_now():
-            info = service.verify("lab", "s1", photo("Naoto_Kan_0003.jpg")).threshold
+            info = service.verify("lab", "s1", photo("Naoto_Kan_0003.jpg"), principal=SYSTEM).threshold
             return info.threshold, info.calibration
 
         threshold, name = threshold_now()
@@ -112,7 +113,7 @@ def test_calibrate_register_and_service_follows_production(tmp_path: Path, orl_c
         threshold, name = threshold_now()
         assert name.startswith("mlflow:facegate-arcface/v2:")
         assert threshold == pytest.approx(v2.threshold_at(far))
-        shown = service.get_gallery("lab").active_calibration  # what the API and admin page show
+        shown = service.get_gallery("lab", principal=SYSTEM).active_calibration  # what the API and admin page show
         assert shown.calibration.startswith("mlflow:facegate-arcface/v2:") and shown.threshold == pytest.approx(threshold)
         assert v2.threshold_at(far) != pytest.approx(v1.threshold_at(far))
 
@@ -132,7 +133,7 @@ def service_gallery(service, name: str):
 
     from facegate.storage.models import Gallery
 
-    with service.sessions() as session:
+    with service.ctx.sessions() as session:
         return session.scalar(select(Gallery).where(Gallery.name == name))
 
 

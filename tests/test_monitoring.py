@@ -33,6 +33,10 @@ from facegate.monitoring.drift import (
     psi_noise_limit,
     rate_test,
 )
+from facegate.security import SYSTEM
+from facegate.monitoring.drift import gallery_drift
+from facegate.monitoring.response import respond as respond_to_drift
+from facegate.monitoring.response import revert_action
 from tests.api_fixtures import fresh_database_url, pg_server  # noqa: F401 - pg_server is used by name
 from tests.conftest import datasets_dir, degrade
 
@@ -112,12 +116,12 @@ def test_windows_by_days_read_the_decision_log(tmp_path):
     from facegate.gallery.service import GalleryService
     from facegate.storage.models import Decision
 
-    service = GalleryService(settings=Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'd.db'}"))
+    service = GalleryService(settings=Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'd.db'}"), migrate=True)
     try:
-        gallery_id = service.create_gallery("days").id
+        gallery_id = service.create_gallery("days", principal=SYSTEM).id
         now = dt.datetime.now(dt.timezone.utc)
         rng = np.random.default_rng(4)
-        with service.sessions.begin() as session:
+        with service.ctx.sessions.begin() as session:
             def add(days_ago: float, brightness: float, kind: str = "verify") -> None:
                 session.add(Decision(
                     gallery_id=gallery_id, kind=kind, outcome="match", subject_external_id="x", score=0.6,
@@ -127,7 +131,7 @@ def test_windows_by_days_read_the_decision_log(tmp_path):
                 add(10 + i * 0.3, float(rng.normal(120, 10)))  # reference: 8-28 days ago
                 add(i * 0.1, float(rng.normal(70, 10)))  # recent: the last 7 days
                 add(i * 0.1, 0.0, kind="enroll")
-        report = service.drift_report("days", DriftWindows(reference_days=21, recent_days=7))
+        report = gallery_drift(service, "days", DriftWindows(reference_days=21, recent_days=7), principal=SYSTEM)
         assert (report.reference.decisions, report.recent.decisions) == (40, 40)
         assert report.recent.end > report.recent.start == report.reference.end > report.reference.start
         brightness = report.feature("brightness")
@@ -159,14 +163,14 @@ def real(request, tmp_path_factory):
     root, people = _lfw_people(PEOPLE)
     tmp = tmp_path_factory.mktemp(f"monitoring_{request.param}")
     url = fresh_database_url(request.param, tmp, request, prefix="facegate_monitoring")
-    service = GalleryService(settings=Settings(data_dir=tmp / "data", database_url=url))
-    service.create_gallery("site")
+    service = GalleryService(settings=Settings(data_dir=tmp / "data", database_url=url), migrate=True)
+    service.create_gallery("site", principal=SYSTEM)
     started = time.perf_counter()
     enrolled: list[tuple[str, list[str]]] = []
     for name, paths in people:
         if len(enrolled) == PEOPLE:
             break
-        report = service.enroll("site", name, [PhotoInput(paths[0], (root / paths[0]).read_bytes())])
+        report = service.enroll("site", name, [PhotoInput(paths[0], (root / paths[0]).read_bytes())], principal=SYSTEM)
         if report.accepted == 1:
             enrolled.append((name, paths))
     assert len(enrolled) == PEOPLE
@@ -178,7 +182,7 @@ def real(request, tmp_path_factory):
                 data = (root / paths[i]).read_bytes()
                 data = transform(data) if transform else data
                 try:
-                    result = service.verify("site", name, PhotoInput(paths[i], data))
+                    result = service.verify("site", name, PhotoInput(paths[i], data), principal=SYSTEM)
                     out.append({"subject": name, "decision": result.decision_id, "match": result.match})
                 except FaceGateError as exc:
                     out.append({"subject": name, "error": exc.code})
@@ -187,9 +191,9 @@ def real(request, tmp_path_factory):
     windows = DriftWindows(reference_last=WINDOW, recent_last=WINDOW)
     r_calls = verify_all((1, 2))
     u_calls = verify_all((3, 4))
-    quiet = service.drift_report("site", windows)
+    quiet = gallery_drift(service, "site", windows, principal=SYSTEM)
     s_calls = verify_all((3, 4), transform=degrade)
-    shifted = service.drift_report("site", windows)
+    shifted = gallery_drift(service, "site", windows, principal=SYSTEM)
     built = time.perf_counter() - started
     print(f"\n{request.param}: real-photo gallery: {PEOPLE} enrolled, {3 * WINDOW} verify calls in {built:.1f} s")
     for label, report in (("unshifted (U vs R)", quiet), ("shifted (S vs U)", shifted)):
@@ -241,7 +245,7 @@ def test_real_darkened_blurred_window_fires(real):
 def _refresh_templates(service, gallery: str = "site") -> dict[int, tuple[str, str]]:
     from facegate.storage.models import FaceTemplate, Subject
 
-    with service.sessions() as session:
+    with service.ctx.sessions() as session:
         rows = session.execute(
             select(FaceTemplate.id, Subject.external_id, FaceTemplate.source_sha256)
             .join(Subject, Subject.id == FaceTemplate.subject_id)
@@ -251,7 +255,7 @@ def _refresh_templates(service, gallery: str = "site") -> dict[int, tuple[str, s
 
 
 def _template_count(service) -> int:
-    return service.get_gallery("site").templates
+    return service.get_gallery("site", principal=SYSTEM).templates
 
 
 def test_refresh_adds_verified_probes_respects_cap_and_reverts(real):
@@ -265,9 +269,9 @@ def test_refresh_adds_verified_probes_respects_cap_and_reverts(real):
 
     # 1. Recent window = the dark, blurred probes: drift triggers the response, but none of
     #    those probes is good enough to become a template.
-    dark = service.respond_to_drift(
+    dark = respond_to_drift(service, 
         "site", DriftWindows(reference_last=WINDOW, recent_last=WINDOW),
-        ResponsePolicy(recalibrate=False), apply=True,
+        ResponsePolicy(recalibrate=False), apply=True, principal=SYSTEM
     )
     assert dark.triggered and any(r.startswith("brightness") for r in dark.reasons)
     assert dark.refresh.add == [] and dark.refresh.skipped.get("low_quality", 0) > 0
@@ -277,9 +281,9 @@ def test_refresh_adds_verified_probes_respects_cap_and_reverts(real):
     #    of each person is added, the other one is left out for the cap.
     windows = DriftWindows(reference_last=WINDOW, recent_last=2 * WINDOW)
     policy = ResponsePolicy(force=True, recalibrate=False, max_refresh_per_subject=1)
-    plan = service.respond_to_drift("site", windows, policy)  # dry run first: nothing changes
+    plan = respond_to_drift(service, "site", windows, policy, principal=SYSTEM)  # dry run first: nothing changes
     assert not plan.applied and plan.refresh.add and _template_count(service) == base_templates
-    first = service.respond_to_drift("site", windows, policy, apply=True)
+    first = respond_to_drift(service, "site", windows, policy, apply=True, principal=SYSTEM)
     added = first.refresh.add
     assert [i.decision_id for i in added] == [i.decision_id for i in plan.refresh.add]
     assert len({i.subject for i in added}) == len(added) >= PEOPLE // 2
@@ -288,7 +292,7 @@ def test_refresh_adds_verified_probes_respects_cap_and_reverts(real):
     refresh = _refresh_templates(service)
     assert sorted(refresh) == sorted(i.template_id for i in added)
     assert {source for _, source in refresh.values()} == {f"probe:{i.decision_id}" for i in added}
-    with service.sessions() as session:
+    with service.ctx.sessions() as session:
         for item in added:
             template = session.get(FaceTemplate, item.template_id)
             decision = session.get(Decision, item.decision_id)
@@ -300,16 +304,16 @@ def test_refresh_adds_verified_probes_respects_cap_and_reverts(real):
     assert _template_count(service) == base_templates + len(added)
 
     # Run again over the same window: every probe is already a template or over the cap.
-    again = service.respond_to_drift("site", windows, policy)
+    again = respond_to_drift(service, "site", windows, policy, principal=SYSTEM)
     assert again.refresh.add == [] and again.refresh.skipped.get("already_added", 0) == len(added)
 
     # 3. New good probes (photo 6) of five refreshed people replace their older refresh template.
     refreshed = {i.subject: i for i in added}
     people = [(name, paths) for name, paths in real["enrolled"] if name in refreshed][:5]
     for name, paths in people:
-        service.verify("site", name, PhotoInput(paths[5], (root / paths[5]).read_bytes()))
-    second = service.respond_to_drift("site", DriftWindows(reference_last=WINDOW, recent_last=len(people)),
-                                      policy, apply=True)
+        service.verify("site", name, PhotoInput(paths[5], (root / paths[5]).read_bytes()), principal=SYSTEM)
+    second = respond_to_drift(service, "site", DriftWindows(reference_last=WINDOW, recent_last=len(people)),
+                                      policy, apply=True, principal=SYSTEM)
     replaced_subjects = {i.subject for i in second.refresh.add}
     assert replaced_subjects and replaced_subjects <= {name for name, _ in people}
     assert sorted(second.refresh.replace_template_ids) == sorted(refreshed[s].template_id for s in replaced_subjects)
@@ -321,26 +325,26 @@ def test_refresh_adds_verified_probes_respects_cap_and_reverts(real):
     assert _template_count(service) == base_templates + len(added)
 
     # 4. Revert the second action: its templates go, the ones it replaced come back (same vectors).
-    undone = service.revert_ops_action(second.actions[0].id)
+    undone = revert_action(service, second.actions[0].id, principal=SYSTEM)
     assert sorted(undone["removed_templates"]) == sorted(i.template_id for i in second.refresh.add)
     assert sorted(r["template_id"] for r in undone["restored_templates"]) == sorted(second.refresh.replace_template_ids)
     restored = _refresh_templates(service)
     assert {s for s, _ in restored.values()} == {i.subject for i in added}
     assert sorted(src for _, src in restored.values()) == sorted(f"probe:{i.decision_id}" for i in added)
-    with service.sessions() as session:
+    with service.ctx.sessions() as session:
         for tid, (_subject, source) in restored.items():
             decision = session.get(Decision, int(source.split(":")[1]))
             np.testing.assert_array_equal(session.get(FaceTemplate, tid).vector, decision.probe)
     with pytest.raises(ConflictError):
-        service.revert_ops_action(second.actions[0].id)
+        revert_action(service, second.actions[0].id, principal=SYSTEM)
 
     # Revert the first: exactly the refresh templates go, the enrolled ones stay.
-    undone = service.revert_ops_action(first.actions[0].id)
+    undone = revert_action(service, first.actions[0].id, principal=SYSTEM)
     assert len(undone["removed_templates"]) == len(added)
     assert _refresh_templates(service) == {} and _template_count(service) == base_templates
     # The search index follows: identify still finds an enrolled person.
     name, paths = real["enrolled"][0]
-    found = service.identify("site", PhotoInput(paths[1], (root / paths[1]).read_bytes()))
+    found = service.identify("site", PhotoInput(paths[1], (root / paths[1]).read_bytes()), principal=SYSTEM)
     assert found.faces[0].subject == name
 
 
@@ -351,7 +355,7 @@ def test_recalibration_registers_version_and_revert_restores_production(real):
     service = real["service"]
     windows = DriftWindows(reference_last=WINDOW, recent_last=2 * WINDOW)  # U + S
     # Default policy: registered, not promoted (and 1e-4 is not resolvable from ~2,000 pairs).
-    report = service.respond_to_drift("site", windows, ResponsePolicy(force=True, refresh=False), apply=True)
+    report = respond_to_drift(service, "site", windows, ResponsePolicy(force=True, refresh=False), apply=True, principal=SYSTEM)
     rc = report.recalibration
     print(f"\nrecalibration: {rc.probes} probes, {rc.impostor_pairs} impostor pairs, {rc.genuine_pairs} genuine; "
           f"FAR {rc.target_far:.2g} threshold {rc.threshold:.4f} CI {rc.threshold_ci}, in use {rc.current_threshold:.4f}, "
@@ -364,20 +368,20 @@ def test_recalibration_registers_version_and_revert_restores_production(real):
     assert active_calibration("arcface", service.settings, refresh=True).name == "default"
 
     # With a gallery FAR the sample resolves (1e-2) and --promote, the version becomes production...
-    service.update_gallery_settings("site", {"verify_far": 1e-2})
+    service.update_gallery_settings("site", {"verify_far": 1e-2}, principal=SYSTEM)
     try:
-        promoted = service.respond_to_drift(
-            "site", windows, ResponsePolicy(force=True, refresh=False, promote=True), apply=True)
+        promoted = respond_to_drift(service, 
+            "site", windows, ResponsePolicy(force=True, refresh=False, promote=True), apply=True, principal=SYSTEM)
         assert promoted.recalibration.resolvable and promoted.recalibration.promote
         version = promoted.recalibration.version
         assert version == 2
         assert active_calibration("arcface", service.settings, refresh=True).name == f"mlflow:facegate-arcface/v{version}"
         # ...and reverting it puts back what was production before (none: the shipped default).
-        outcome = service.revert_ops_action(promoted.actions[0].id)
+        outcome = revert_action(service, promoted.actions[0].id, principal=SYSTEM)
         assert outcome["production"] == "shipped default"
         assert active_calibration("arcface", service.settings, refresh=True).name == "default"
     finally:
-        service.update_gallery_settings("site", {"verify_far": 1e-4})
+        service.update_gallery_settings("site", {"verify_far": 1e-4}, principal=SYSTEM)
 
 
 # -- HTTP: metrics and the drift route ------------------------------------------------------
@@ -388,13 +392,13 @@ def test_metrics_and_monitoring_routes_over_http(real, tmp_path):
     from tests.api_fixtures import ServerThread
 
     service = real["service"]
-    admin = service.create_api_key("monitor-admin", ["admin"]).secret
-    reader = service.create_api_key("monitor-reader", ["recognize"]).secret
+    admin = service.create_api_key("monitor-admin", ["admin"], principal=SYSTEM).secret
+    reader = service.create_api_key("monitor-reader", ["recognize"], principal=SYSTEM).secret
     runner = ServerThread(create_app(service))
     runner.start()
     # A second app in the same process (own service, metrics off) must not clash with the first.
     other = GalleryService(settings=Settings(data_dir=tmp_path / "d2", database_url=f"sqlite:///{tmp_path / 'o.db'}",
-                                             metrics_enabled=False))
+                                             metrics_enabled=False), migrate=True)
     second = ServerThread(create_app(other))
     second.start()
     try:
@@ -427,7 +431,7 @@ def test_metrics_and_monitoring_routes_over_http(real, tmp_path):
         params = {"reference_last": WINDOW, "recent_last": WINDOW}
         over_http = api.get("/api/v1/galleries/site/monitoring/drift", params=params)
         assert over_http.status_code == 200, over_http.text
-        direct = service.drift_report("site", DriftWindows(**params))
+        direct = gallery_drift(service, "site", DriftWindows(**params), principal=SYSTEM)
         assert over_http.json()["features"] == json.loads(direct.model_dump_json())["features"]
         forbidden = httpx.get(runner.base_url + "/api/v1/galleries/site/monitoring/drift",
                               headers={"X-API-Key": reader}, timeout=30)
@@ -467,7 +471,7 @@ def test_monitor_cli_prints_the_service_report_and_responds(real, monkeypatch):
         window = ["--reference-last", str(WINDOW), "--recent-last", str(WINDOW)]
         as_json = runner.invoke(app, ["monitor", "site", *window, "--json"])
         assert as_json.exit_code == 0, as_json.output
-        direct = service.drift_report("site", DriftWindows(reference_last=WINDOW, recent_last=WINDOW))
+        direct = gallery_drift(service, "site", DriftWindows(reference_last=WINDOW, recent_last=WINDOW), principal=SYSTEM)
         assert json.loads(as_json.stdout)["features"] == json.loads(direct.model_dump_json())["features"]
         table = runner.invoke(app, ["monitor", "drift", "site", *window])
         assert table.exit_code == 0 and "brightness" in table.stdout and "face_size" in table.stdout
@@ -476,13 +480,13 @@ def test_monitor_cli_prints_the_service_report_and_responds(real, monkeypatch):
         dry = runner.invoke(app, ["monitor", "respond", "site", "--force", "--no-recalibrate", *wide])
         assert dry.exit_code == 0, dry.output
         assert "dry run" in dry.stdout and "template refresh" in dry.stdout
-        before = service.get_gallery("site").templates
+        before = service.get_gallery("site", principal=SYSTEM).templates
         applied = runner.invoke(app, ["monitor", "respond", "site", "--force", "--no-recalibrate", "--apply",
                                       "--max-refresh-per-subject", "1", *wide, "--json"])
         assert applied.exit_code == 0, applied.output
         report = json.loads(applied.stdout)
         added = len(report["refresh"]["add"])
-        assert report["applied"] and added and service.get_gallery("site").templates == before + added
+        assert report["applied"] and added and service.get_gallery("site", principal=SYSTEM).templates == before + added
         action = report["actions"][0]["id"]
         listed = runner.invoke(app, ["monitor", "actions", "site", "--json"])
         assert listed.exit_code == 0, listed.output
@@ -492,7 +496,7 @@ def test_monitor_cli_prints_the_service_report_and_responds(real, monkeypatch):
         undone = runner.invoke(app, ["monitor", "revert", str(action)])
         assert undone.exit_code == 0, undone.output
         assert len(json.loads(undone.stdout)["removed_templates"]) == added
-        assert service.get_gallery("site").templates == before
+        assert service.get_gallery("site", principal=SYSTEM).templates == before
         again = runner.invoke(app, ["monitor", "revert", str(action)])
         assert again.exit_code == 2 and "already reverted" in again.output
         missing = runner.invoke(app, ["monitor", "revert", "999999"])

@@ -1,3 +1,5 @@
+from facegate.monitoring.response import revert_action
+from facegate.security import SYSTEM
 """The automatic response as the server's worker runs it: a gallery whose recent probes drift
 (darkened, blurred) gets a recorded, reversible recalibration without anyone asking; a second
 pass inside the cooldown leaves it alone."""
@@ -34,10 +36,10 @@ def test_auto_respond_acts_on_drift_then_cools_down(tmp_path):
     from facegate.workflows import Workflows
 
     datasets_dir("lfw")  # skip, saying why, without the shared data
-    service = GalleryService(Settings(data_dir=tmp_path / "data", auto_respond_interval_s=3600))
+    service = GalleryService(Settings(data_dir=tmp_path / "data", auto_respond_interval_s=3600), migrate=True)
     try:
-        service.create_gallery("site")
-        service.create_gallery("quiet")  # no decisions: checked, nothing to do
+        service.create_gallery("site", principal=SYSTEM)
+        service.create_gallery("quiet", principal=SYSTEM)  # no decisions: checked, nothing to do
         enrolled = enroll_lfw_people(service, "site", PEOPLE)
         verify_lfw_probes(service, "site", enrolled)
         verify_lfw_probes(service, "site", enrolled, transform=degrade)
@@ -59,7 +61,7 @@ def test_auto_respond_acts_on_drift_then_cools_down(tmp_path):
         recorded = list_actions(service, "site")
         assert [a.id for a in recorded] == sorted((a.id for a in report.actions), reverse=True)
         for action in report.actions:
-            assert service.revert_ops_action(action.id)
+            assert revert_action(service, action.id, principal=SYSTEM)
         # The worker carries the job when the interval is set.
         worker = Workflows(service).background_worker()
         assert "auto_respond" in [getattr(job, "__name__", "") for job in worker.jobs]

@@ -12,6 +12,7 @@ from facegate.config import Settings
 from facegate.errors import ConflictError
 from facegate.gallery.schemas import SubjectIn
 from facegate.gallery.service import GalleryService, PhotoInput
+from facegate.security import SYSTEM
 from tests.conftest import package_photo
 
 
@@ -23,7 +24,7 @@ def _png(array: np.ndarray) -> bytes:
 
 @pytest.fixture()
 def service(tmp_path):
-    svc = GalleryService(settings=Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'fg.db'}"))
+    svc = GalleryService(settings=Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'fg.db'}"), migrate=True)
     yield svc
     svc.close()
 
@@ -31,21 +32,21 @@ def service(tmp_path):
 def test_switching_to_dlib_replaces_every_template_and_keeps_recognising(service, portrait):
     yao = PhotoInput("yao.jpg", package_photo("yaoming.jpg").read_bytes())
     mirrored = PhotoInput("yao_mirror.png", _png(np.ascontiguousarray(portrait[:, ::-1])))
-    service.create_gallery("team")
-    assert service.enroll("team", "yao", [yao]).accepted == 1
-    service.create_subject("team", SubjectIn(external_id="empty"))
+    service.create_gallery("team", principal=SYSTEM)
+    assert service.enroll("team", "yao", [yao], principal=SYSTEM).accepted == 1
+    service.create_subject("team", SubjectIn(external_id="empty"), principal=SYSTEM)
 
     with pytest.raises(ConflictError, match="without a template"):
-        service.switch_model("team", "dlib", {"yao": [yao]}, detector="dlib")
-    assert service.get_gallery("team").model_id == "arcface"  # nothing changed on refusal
+        service.switch_model("team", "dlib", {"yao": [yao]}, detector="dlib", principal=SYSTEM)
+    assert service.get_gallery("team", principal=SYSTEM).model_id == "arcface"  # nothing changed on refusal
 
-    result = service.switch_model("team", "dlib", {"yao": [yao]}, detector="dlib", allow_partial=True)
+    result = service.switch_model("team", "dlib", {"yao": [yao]}, detector="dlib", allow_partial=True, principal=SYSTEM)
     assert result["to"] == "dlib" and result["subjects_without_template"] == ["empty"]
-    gallery = service.get_gallery("team")
+    gallery = service.get_gallery("team", principal=SYSTEM)
     assert (gallery.model_id, gallery.detector, gallery.templates) == ("dlib", "dlib", 1)
-    verdict = service.verify("team", "yao", mirrored)
+    verdict = service.verify("team", "yao", mirrored, principal=SYSTEM)
     assert verdict.match and verdict.threshold.threshold > 0.8  # dlib's own calibration
-    assert "switch_model" in {d.kind for d in service.list_decisions("team").items}
+    assert "switch_model" in {d.kind for d in service.list_decisions("team", principal=SYSTEM).items}
 
 
 def test_switch_model_over_http(tmp_path):
@@ -55,8 +56,8 @@ def test_switch_model_over_http(tmp_path):
     from facegate.api import create_app
     from tests.api_fixtures import ServerThread
 
-    svc = GalleryService(settings=Settings(data_dir=tmp_path / "data"))
-    admin = svc.create_api_key("admin", ["admin"]).secret
+    svc = GalleryService(settings=Settings(data_dir=tmp_path / "data"), migrate=True)
+    admin = svc.create_api_key("admin", ["admin"], principal=SYSTEM).secret
     runner = ServerThread(create_app(svc))
     runner.start()
     try:

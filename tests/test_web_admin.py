@@ -11,6 +11,7 @@ import pytest
 
 from tests.api_fixtures import ServerThread
 from tests.conftest import datasets_dir, degrade, enroll_lfw_people, verify_lfw_probes
+from facegate.security import SYSTEM
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -36,23 +37,24 @@ def site(tmp_path_factory):
     from facegate.api import create_app
     from facegate.config import Settings
     from facegate.gallery.schemas import GallerySettings
+    from facegate.gallery.context import find_gallery
     from facegate.gallery.service import SYSTEM, GalleryService, PhotoInput
     from facegate.workflows import Workflows
 
     lfw = datasets_dir("lfw")
     tmp = tmp_path_factory.mktemp("web")
-    service = GalleryService(settings=Settings(data_dir=tmp / "data"))
-    service.create_gallery("campus", settings=GallerySettings(lockout_failures=1))
+    service = GalleryService(settings=Settings(data_dir=tmp / "data"), migrate=True)
+    service.create_gallery("campus", settings=GallerySettings(lockout_failures=1), principal=SYSTEM)
     enrolled = enroll_lfw_people(service, "campus", WINDOW)
     verify_lfw_probes(service, "campus", enrolled)
     verify_lfw_probes(service, "campus", enrolled, transform=degrade)
     wf = Workflows(service)
     stranger = sorted((lfw / "Zhang_Ziyi").iterdir())[0]  # never enrolled: name order stops far earlier
     wf.access.check("campus", PhotoInput(stranger.name, stranger.read_bytes()), right="lab:enter")
-    with service.sessions.begin() as session:
-        g = service._gallery(session, "campus", SYSTEM)
+    with service.ctx.sessions.begin() as session:
+        g = find_gallery(session, "campus", SYSTEM)
         wf.lockout.record_failure(session, g, "S-locked", "rejected")
-    admin = service.create_api_key("admin", ["admin"]).secret
+    admin = service.create_api_key("admin", ["admin"], principal=SYSTEM).secret
     runner = ServerThread(create_app(service))
     runner.start()
     yield {"url": runner.base_url, "admin": admin, "service": service}

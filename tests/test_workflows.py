@@ -25,6 +25,7 @@ from tests.api_fixtures import (  # noqa: F401 - fixtures are used by name
     pg_server,
 )
 from tests.conftest import datasets_dir
+from facegate.security import SYSTEM
 
 NOW = dt.datetime.now(dt.timezone.utc)
 
@@ -97,8 +98,8 @@ def server(backend, request, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp(f"workflows_{backend}")
     url = fresh_database_url(backend, tmp, request, prefix="facegate_wf")
-    service = GalleryService(settings=Settings(data_dir=tmp / "data", database_url=url))
-    admin = service.create_api_key("admin", ["admin"])
+    service = GalleryService(settings=Settings(data_dir=tmp / "data", database_url=url), migrate=True)
+    admin = service.create_api_key("admin", ["admin"], principal=SYSTEM)
     app = create_app(service)
     runner = ServerThread(app, lifespan="on")
     runner.start()
@@ -404,17 +405,19 @@ def test_face_only_failure_counts_toward_an_account_only_for_a_near_miss(tmp_pat
     threshold (the identify threshold at the gallery's ``login_near_miss_fpir``)."""
     from facegate.config import Settings
     from facegate.gallery.schemas import Candidate, DetectedFace, GallerySettings, IdentifiedFace
+    from facegate.gallery.context import find_gallery
     from facegate.gallery.service import SYSTEM, GalleryService
+    from facegate.gallery.thresholds import identify_threshold
     from facegate.workflows import Workflows
 
-    service = GalleryService(settings=Settings(data_dir=tmp_path / "data"))
+    service = GalleryService(settings=Settings(data_dir=tmp_path / "data"), migrate=True)
     try:
         accounts = Workflows(service).accounts
-        service.create_gallery("portal", settings=GallerySettings(login_near_miss_fpir=0.1))
-        with service.sessions() as session:
-            gallery = service._gallery(session, "portal", SYSTEM)
-            near = service._identify_threshold(gallery, 3, fpir=0.1).threshold
-            match = service._identify_threshold(gallery, 3).threshold
+        service.create_gallery("portal", settings=GallerySettings(login_near_miss_fpir=0.1), principal=SYSTEM)
+        with service.ctx.sessions() as session:
+            gallery = find_gallery(session, "portal", SYSTEM)
+            near = identify_threshold(service.ctx, gallery, 3, fpir=0.1).threshold
+            match = identify_threshold(service.ctx, gallery, 3).threshold
         assert 0 < near < match  # a looser rate, a lower score
 
         def face(subject: str, score: float) -> IdentifiedFace:
@@ -478,13 +481,13 @@ def test_admission_is_unique_across_processes(backend, request, tmp_path):
     from facegate.workflows.exam import ExamSessionIn
 
     url = fresh_database_url(backend, tmp_path, request, prefix="facegate_race")
-    service = GalleryService(settings=Settings(data_dir=tmp_path / "data", database_url=url))
+    service = GalleryService(settings=Settings(data_dir=tmp_path / "data", database_url=url), migrate=True)
     other_process = GalleryService(settings=Settings(data_dir=tmp_path / "data2", database_url=url), migrate=False)
     try:
         wf = Workflows(service)
-        service.create_gallery("race")
+        service.create_gallery("race", principal=SYSTEM)
         name, enrolled, probe = STUDENTS["S002"]
-        assert service.enroll("race", "S002", [PhotoInput("a.jpg", lfw_bytes(name, enrolled))]).accepted == 1
+        assert service.enroll("race", "S002", [PhotoInput("a.jpg", lfw_bytes(name, enrolled))], principal=SYSTEM).accepted == 1
         wf.exams.create_session("race", ExamSessionIn(code="R1", course="C", starts_at=NOW - dt.timedelta(minutes=1),
                                                       ends_at=NOW + dt.timedelta(hours=1)))
         competed = []
@@ -493,20 +496,20 @@ def test_admission_is_unique_across_processes(backend, request, tmp_path):
             if competed or not any(isinstance(o, AttendanceEvent) and o.status == "present" for o in session.new):
                 return
             competed.append(True)
-            with other_process.sessions.begin() as other:
+            with other_process.ctx.sessions.begin() as other:
                 exam_id = other.scalar(select(ExamSession.id).where(ExamSession.code == "R1"))
                 other.execute(insert(AttendanceEvent).values(
                     session_id=exam_id, student_id="S002", kind="checkin", status="present", kiosk="other-process",
                     details={}, created_at=NOW))
 
-        event.listen(service.sessions, "before_flush", admit_elsewhere)
+        event.listen(service.ctx.sessions, "before_flush", admit_elsewhere)
         try:
             result = wf.exams.checkin("race", "R1", "S002", PhotoInput("live.jpg", lfw_bytes(name, probe)), kiosk="here")
         finally:
-            event.remove(service.sessions, "before_flush", admit_elsewhere)
+            event.remove(service.ctx.sessions, "before_flush", admit_elsewhere)
         assert competed == [True]
         assert result.status == "duplicate" and result.alerts == ["duplicate_checkin"] and not result.admitted
-        with service.sessions() as s:
+        with service.ctx.sessions() as s:
             admitted = s.scalar(select(func.count(AttendanceEvent.id)).where(AttendanceEvent.status == "present"))
             kiosks = sorted(s.scalars(select(AttendanceEvent.kiosk)))
         assert admitted == 1 and kiosks == ["here", "other-process"]

@@ -12,7 +12,10 @@ from facegate.api import errors
 from facegate.api.monitoring_routes import router as monitoring_router
 from facegate.api.routes import router
 from facegate.api.workflow_routes import router as workflow_router
+from facegate.config import get_settings
 from facegate.gallery.service import GalleryService
+from facegate.modelops.registry import RegistryCalibrations
+from facegate.monitoring.metrics import FaceGateMetrics, install_http_metrics
 from facegate.web import install as install_web_pages
 from facegate.workflows import Workflows
 
@@ -47,7 +50,10 @@ def create_app(service: GalleryService | None = None, worker_threads: int | None
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
-    app.state.service = service or GalleryService()
+    if service is None:  # the server starting on its own settings: migrate, decide with the registry
+        settings = get_settings()
+        service = GalleryService(settings, migrate=True, calibrations=RegistryCalibrations(settings))
+    app.state.service = service
     app.state.workflows = Workflows(app.state.service)
     errors.install(app)
 
@@ -59,11 +65,11 @@ def create_app(service: GalleryService | None = None, worker_threads: int | None
         response.headers["X-Request-ID"] = request.state.request_id
         return response
 
-    service_ = app.state.service
-    if service_.settings.metrics_enabled:
-        from facegate.monitoring.metrics import install_http_metrics
-
-        install_http_metrics(app, service_.metrics)  # outermost: it times and counts every request
+    if service.settings.metrics_enabled:
+        metrics = FaceGateMetrics()
+        service.add_observer(metrics)  # every decision is counted
+        install_http_metrics(app, metrics)  # outermost: it times and counts every request
+        app.state.metrics = metrics
 
     app.include_router(router)
     app.include_router(workflow_router)

@@ -7,7 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Request, UploadFile
 
 from facegate.errors import ImageTooLargeError
-from facegate.gallery.service import GalleryService, PhotoInput, Principal
+from facegate.gallery.inputs import PhotoInput
+from facegate.gallery.service import GalleryService
+from facegate.security import Principal
 
 
 def get_service(request: Request) -> GalleryService:

@@ -1,6 +1,6 @@
 """Monitoring routes (admin scope): the drift report, the automatic response, and undoing it.
 
-They call the same service methods as ``facegate monitor``, so the web page, the API and the
+They call the same monitoring functions as ``facegate monitor``, so the web page, the API and the
 command line show the same numbers.
 """
 
@@ -13,8 +13,9 @@ from pydantic import BaseModel, Field, ValidationError
 
 from facegate.api.deps import PrincipalDep, ServiceDep
 from facegate.errors import InvalidRequestError
-from facegate.monitoring.drift import DriftReport, DriftWindows, drift_limits
-from facegate.monitoring.response import OpsActionOut, ResponsePolicy, ResponseReport, list_actions
+from facegate.monitoring.drift import DriftReport, DriftWindows, drift_limits, gallery_drift
+from facegate.monitoring.response import OpsActionOut, ResponsePolicy, ResponseReport, list_actions, revert_action
+from facegate.monitoring.response import respond as respond_to_drift
 
 router = APIRouter(prefix="/api/v1", tags=["monitoring"])
 
@@ -50,13 +51,13 @@ def drift(
     PSI 0.2 (raised to the noise level of small windows), p 0.01 and 20 values per window."""
     windows = _windows(reference_days=reference_days, recent_days=recent_days,
                        reference_last=reference_last, recent_last=recent_last)
-    return service.drift_report(gallery, windows, drift_limits(psi_limit, p_value, min_samples), principal=principal)
+    return gallery_drift(service, gallery, windows, drift_limits(psi_limit, p_value, min_samples), principal=principal)
 
 
 @router.post("/galleries/{gallery}/monitoring/respond", response_model=ResponseReport)
 def respond(gallery: str, body: RespondIn, service: ServiceDep, principal: PrincipalDep) -> ResponseReport:
     """Plan (or with ``apply`` carry out) recalibration and template refresh after drift."""
-    return service.respond_to_drift(gallery, body.windows, body.policy, apply=body.apply, principal=principal)
+    return respond_to_drift(service, gallery, body.windows, body.policy, apply=body.apply, principal=principal)
 
 
 @router.get("/galleries/{gallery}/monitoring/actions", response_model=list[OpsActionOut])
@@ -67,4 +68,4 @@ def actions(gallery: str, service: ServiceDep, principal: PrincipalDep) -> list[
 @router.post("/monitoring/actions/{action_id}/revert")
 def revert(action_id: int, service: ServiceDep, principal: PrincipalDep) -> dict[str, Any]:
     """Undo one recorded action (remove added templates / restore the production calibration)."""
-    return service.revert_ops_action(action_id, principal=principal)
+    return revert_action(service, action_id, principal=principal)

@@ -243,8 +243,7 @@ def detect(
     file: Annotated[UploadFile, File()],
     detector: Annotated[str, Form()] = "scrfd",
 ) -> list[DetectedFace]:
-    principal.require("recognize")
-    return service.detect(read_photo(file, upload_limit(request)), detector=detector)
+    return service.detect(read_photo(file, upload_limit(request)), detector=detector, principal=principal)
 
 
 # -- API keys -------------------------------------------------------------------------------

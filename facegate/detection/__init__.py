@@ -13,13 +13,23 @@ def create_detector(
     min_face_size: int = 20,
     max_side: int = 640,
     intra_threads: int = 2,
+    inter_threads: int = 1,
 ) -> FaceDetector:
-    """Build a detector by name: ``scrfd`` (default, non-commercial) or ``dlib`` (HOG)."""
-    if name == "scrfd":
-        from facegate.detection.scrfd import ScrfdDetector
+    """Build a detector by name: ``scrfd`` (default, non-commercial) or ``dlib`` (HOG).
 
-        kwargs = {} if score_threshold is None else {"score_threshold": score_threshold}
-        return ScrfdDetector(min_face_size=min_face_size, max_side=max_side, intra_threads=intra_threads, **kwargs)
+    ``score_threshold`` is on the detector's own scale (SCRFD: a probability; dlib: an SVM
+    margin); None keeps the detector's built-in default.
+    """
+    if name == "scrfd":
+        from facegate.detection.scrfd import DEFAULT_SCORE_THRESHOLD, ScrfdDetector
+
+        return ScrfdDetector(
+            score_threshold=DEFAULT_SCORE_THRESHOLD if score_threshold is None else score_threshold,
+            min_face_size=min_face_size,
+            max_side=max_side,
+            intra_threads=intra_threads,
+            inter_threads=inter_threads,
+        )
     if name == "dlib":
         from facegate.detection.dlib_hog import DlibHogDetector
 

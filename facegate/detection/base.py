@@ -48,9 +48,12 @@ class Detection:
 class FaceDetector(Protocol):
     name: str
     model_keys: tuple[str, ...]
+    # On the detector's own scale: SCRFD's is a probability, dlib HOG's an SVM margin.
+    score_threshold: float
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """All faces in an RGB uint8 image, best score first."""
+    def detect(self, image: np.ndarray, score_threshold: float | None = None) -> list[Detection]:
+        """All faces in an RGB uint8 image scoring at least ``score_threshold`` (default: the
+        detector's own), best score first."""
         ...
 
 

@@ -19,6 +19,8 @@ class DlibHogDetector:
     model_keys: tuple[str, ...] = ()
 
     def __init__(self, upsample: int = 1, min_face_size: int = 20, score_threshold: float = 0.0) -> None:
+        """``score_threshold`` is an SVM margin, not a probability: 0 is dlib's own default (the
+        faces of the test photos score 0.5 to 2.4); see ``FACEGATE_DET_DLIB_SCORE_THRESHOLD``."""
         import dlib
 
         self._detector = dlib.get_frontal_face_detector()

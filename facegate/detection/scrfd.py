@@ -13,6 +13,8 @@ from facegate.models import onnx_session
 
 _STRIDES = (8, 16, 32)
 _ANCHORS_PER_CELL = 2
+# Score (a probability) below which a candidate is not a face, unless the caller says otherwise.
+DEFAULT_SCORE_THRESHOLD = 0.65
 
 
 class ScrfdDetector:
@@ -29,19 +31,20 @@ class ScrfdDetector:
     """
 
     name = "scrfd"
-    model_keys = ("scrfd_500m",)
+    model_keys: tuple[str, ...] = ("scrfd_500m",)
 
     def __init__(
         self,
-        score_threshold: float = 0.65,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
         nms_threshold: float = 0.4,
         min_face_size: int = 20,
         min_side: int = 256,
         max_side: int = 640,
         small_face_side: int = 1280,
         intra_threads: int = 2,
+        inter_threads: int = 1,
     ) -> None:
-        self.session = onnx_session("scrfd_500m", intra_threads)
+        self.session = onnx_session("scrfd_500m", intra_threads, inter_threads)
         self.input_name = self.session.get_inputs()[0].name
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
@@ -103,7 +106,7 @@ class ScrfdDetector:
     def _detect_once(self, image: np.ndarray, side: int, threshold: float) -> list[Detection]:
         h, w = image.shape[:2]
         scale = side / max(h, w)
-        new_w, new_h = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+        new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         canvas = np.zeros((side, side, 3), dtype=np.uint8)
         canvas[:new_h, :new_w] = cv2.resize(image, (new_w, new_h), interpolation=interp)

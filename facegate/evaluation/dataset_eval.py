@@ -17,6 +17,7 @@ better than it is.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -26,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from facegate.calibration import Calibration
+from facegate.calibration import Calibration, threshold_at_far
 from facegate.evaluation.datasets import EmbeddedSet
 from facegate.evaluation.metrics import eer, roc, roc_auc, tar_at_far
 
@@ -100,7 +101,7 @@ def make_pairs(embedded: EmbeddedSet, max_impostors: int = DEFAULT_MAX_IMPOSTORS
     order = np.argsort(ids, kind="stable")
     gi, gj = [], []
     boundaries = np.flatnonzero(np.r_[True, ids[order][1:] != ids[order][:-1], True])
-    for start, stop in zip(boundaries[:-1], boundaries[1:]):
+    for start, stop in itertools.pairwise(boundaries):
         members = np.sort(order[start:stop])
         if len(members) > 1:
             a, b = np.triu_indices(len(members), k=1)
@@ -171,7 +172,7 @@ def closed_set_identification(embedded: EmbeddedSet, ranks: tuple[int, ...] = (1
     # Rank of the true identity: 1 + gallery entries scoring strictly higher.
     rank = 1 + (sims > correct_score[:, None]).sum(axis=1)
     rank[bad[p_rows]] = len(g_rows) + 1
-    out: dict[str, Any] = {"probes": int(len(p_rows)), "gallery": int(len(g_rows))}
+    out: dict[str, Any] = {"probes": len(p_rows), "gallery": len(g_rows)}
     for k in ranks:
         out[f"rank{k}"] = float((rank <= k).mean())
     return out
@@ -190,7 +191,7 @@ def open_set_identification(
     ids = np.asarray(embedded.identities)
     people = np.array(sorted(set(ids.tolist())))
     rng = np.random.default_rng(seed)
-    n_strangers = int(round(len(people) * stranger_share))
+    n_strangers = round(len(people) * stranger_share)
     if n_strangers < 1 or len(people) - n_strangers < 2:
         return {"strangers": 0, "note": "too few people for an open-set split"}
     strangers = set(rng.permutation(people)[:n_strangers].tolist())
@@ -217,7 +218,7 @@ def open_set_identification(
         return sims[np.arange(len(rows)), top], g_ids[top]
 
     out: dict[str, Any] = {
-        "gallery": int(len(g_rows)),
+        "gallery": len(g_rows),
         "mated_probes": len(mated),
         "stranger_probes": len(stranger_rows),
         "strangers": n_strangers,
@@ -230,8 +231,7 @@ def open_set_identification(
     right = m_id == ids[np.array(mated)]
     ordered = np.sort(s_best)[::-1]
     for fpir in fpirs:
-        allowed = int(math.floor(fpir * len(ordered)))
-        threshold = float(np.nextafter(ordered[allowed], np.inf)) if allowed < len(ordered) else float(ordered[-1])
+        threshold = threshold_at_far(ordered, fpir)
         out["dir_at_fpir"][f"{fpir:.0e}"] = {
             "dir": float((right & (m_best >= threshold)).mean()),
             "threshold": threshold,
@@ -356,7 +356,7 @@ def evaluate_embedded(
     for target in REPORT_FARS:
         point = asdict(tar_at_far(s, y, target))
         point["resolvable"] = pairs.n_impostor * target >= MIN_PAIRS_PER_FAR
-        point["impostors_needed"] = int(math.ceil(MIN_PAIRS_PER_FAR / target))
+        point["impostors_needed"] = math.ceil(MIN_PAIRS_PER_FAR / target)
         tar[f"{target:.0e}"] = point
         if not point["resolvable"]:
             notes.append(
@@ -371,7 +371,7 @@ def evaluate_embedded(
         "tar_at_far": tar,
         "genuine_score_mean": float(s[y == 1].mean()),
         "impostor_score_mean": float(s[y == 0].mean()),
-        "roc_points": int(len(curve.far)),
+        "roc_points": len(curve.far),
     }
     threshold = calibration.threshold_at(far)
     operating = {
@@ -392,7 +392,7 @@ def evaluate_embedded(
         model_sha256=embedded.model_sha256,
         detector=detector,
         images=len(embedded.paths),
-        identities=int(len(set(ids.tolist()))),
+        identities=len(set(ids.tolist())),
         fallbacks=dict(sorted(fallbacks.items())),
         pairs={"genuine": pairs.n_genuine, "impostor": pairs.n_impostor, "impostor_total": pairs.impostor_total},
         verification=verification,
@@ -407,6 +407,6 @@ def evaluate_embedded(
         if not point["resolvable"]:
             notes.append(
                 f"FPIR {key} is unresolvable with {evaluation.open_set['stranger_probes']} stranger probes "
-                f"({int(math.ceil(MIN_PAIRS_PER_FAR / float(key)))} needed)"
+                f"({math.ceil(MIN_PAIRS_PER_FAR / float(key))} needed)"
             )
     return evaluation, pairs

@@ -7,9 +7,9 @@ benchmarks that share a dataset pay for the network once.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -60,7 +60,7 @@ class EmbeddedSet:
     model_id: str
     model_sha256: str
 
-    def subset(self, rows: np.ndarray) -> "EmbeddedSet":
+    def subset(self, rows: np.ndarray) -> EmbeddedSet:
         return EmbeddedSet(
             paths=[self.paths[i] for i in rows],
             identities=self.identities[rows],
@@ -85,7 +85,7 @@ class EmbeddedSet:
         )
 
     @classmethod
-    def load(cls, path: Path) -> "EmbeddedSet":
+    def load(cls, path: Path) -> EmbeddedSet:
         data = np.load(path, allow_pickle=False)
         return cls(
             paths=[str(p) for p in data["paths"]],

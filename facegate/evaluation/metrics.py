@@ -268,7 +268,7 @@ def summary(scores: object, labels: object, folds: object = None) -> dict:
     s, y = _validate(scores, labels)
     rate, rate_threshold = eer(s, y)
     out: dict = {
-        "n_pairs": int(len(s)),
+        "n_pairs": len(s),
         "n_genuine": int(y.sum()),
         "n_impostor": int((~y).sum()),
         "auc": roc_auc(s, y),

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -124,7 +124,7 @@ def write_scores_csv(
         writer = csv.writer(handle)
         writer.writerow(["path1", "path2", "same", "score"] if result.labels is not None else ["path1", "path2", "score"])
         for i, (a, b) in enumerate(pairs):
-            row = [show(a), show(b)]
+            row: list[str | int] = [show(a), show(b)]
             if result.labels is not None:
                 row.append(int(result.labels[i]))
             row.append(f"{result.scores[i]:.6f}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -108,23 +108,25 @@ def _pct(value: Any, digits: int = 2) -> str:
     return f"{value * 100:.{digits}f}%"
 
 
-def markdown_report(evaluation: DatasetEvaluation, plots: dict[str, str], extra: dict[str, Any] | None = None) -> str:
-    """A self-contained Markdown summary; plots are linked by file name (same folder)."""
-    e = evaluation
-    v = e.verification
-    op = e.operating_point
-    lines = [
+def _header(e: DatasetEvaluation, extra: dict[str, Any] | None) -> list[str]:
+    hashed = f" (content hash `{extra['dataset_hash'][:16]}`)" if extra and "dataset_hash" in extra else ""
+    sampled = e.pairs["impostor"] < e.pairs["impostor_total"]
+    return [
         f"# FaceGate evaluation: {Path(e.dataset).name or e.dataset}",
         "",
-        f"* dataset: `{e.dataset}`" + (f" (content hash `{extra['dataset_hash'][:16]}`)" if extra and "dataset_hash" in extra else ""),
+        f"* dataset: `{e.dataset}`" + hashed,
         f"* model: **{e.model}** (sha256 `{e.model_sha256[:16]}`), detector **{e.detector}**",
         f"* {e.images} images of {e.identities} people; {e.pairs['genuine']:,} genuine pairs, "
-        f"{e.pairs['impostor']:,} impostor pairs" + (
-            f" (seeded sample of {e.pairs['impostor_total']:,})" if e.pairs["impostor"] < e.pairs["impostor_total"] else " (all)"
-        ),
+        f"{e.pairs['impostor']:,} impostor pairs"
+        + (f" (seeded sample of {e.pairs['impostor_total']:,})" if sampled else " (all)"),
         f"* detection fall-backs: {', '.join(f'{k}: {n}' for k, n in e.fallbacks.items()) or 'none'}",
-        f"* generated {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        "",
+        f"* generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+    ]
+
+
+def _verification(e: DatasetEvaluation) -> list[str]:
+    v = e.verification
+    lines = [
         "## Verification",
         "",
         "| metric | value |",
@@ -133,10 +135,18 @@ def markdown_report(evaluation: DatasetEvaluation, plots: dict[str, str], extra:
         f"| EER | {_pct(v['eer'])} (threshold {v['eer_threshold']:.4f}) |",
     ]
     for key, point in v["tar_at_far"].items():
-        flag = "" if point["resolvable"] else f" **unresolvable**: {e.pairs['impostor']:,} impostor pairs < {point['impostors_needed']:,} (10/FAR)"
+        flag = (
+            ""
+            if point["resolvable"]
+            else f" **unresolvable**: {e.pairs['impostor']:,} impostor pairs < {point['impostors_needed']:,} (10/FAR)"
+        )
         lines.append(f"| TAR @ FAR {key} | {_pct(point['tar'])} (threshold {point['threshold']:.4f}){flag} |")
-    lines += [
-        "",
+    return lines
+
+
+def _operating_point(e: DatasetEvaluation) -> list[str]:
+    op = e.operating_point
+    return [
         f"### At the operating threshold ({op['calibration']}, FAR {op['far_target']:g})",
         "",
         f"Threshold **{op['threshold']:.4f}** from calibration `{op['calibration']}`"
@@ -145,14 +155,17 @@ def markdown_report(evaluation: DatasetEvaluation, plots: dict[str, str], extra:
         "",
         "| accuracy | precision | recall (TAR) | F1 | FAR | FRR |",
         "|---|---|---|---|---|---|",
-        f"| {_pct(op['accuracy'])} | {_pct(op['precision'])} | {_pct(op['recall'])} | {op['f1']:.4f} | "
-        f"{_pct(op['far'], 4)} | {_pct(op['frr'])} |",
+        (
+            f"| {_pct(op['accuracy'])} | {_pct(op['precision'])} | {_pct(op['recall'])} | {op['f1']:.4f} | "
+            f"{_pct(op['far'], 4)} | {_pct(op['frr'])} |"
+        ),
         "",
         f"({op['note']}: {e.pairs['genuine']:,} genuine vs {e.pairs['impostor']:,} impostor.)",
-        "",
-        "## Identification",
-        "",
     ]
+
+
+def _identification(e: DatasetEvaluation) -> list[str]:
+    lines = ["## Identification", ""]
     ident = e.identification
     if ident.get("probes"):
         lines.append(
@@ -163,8 +176,10 @@ def markdown_report(evaluation: DatasetEvaluation, plots: dict[str, str], extra:
     if osi.get("dir_at_fpir"):
         lines += [
             "",
-            f"Open set: {osi['strangers']} people left out as strangers ({osi['stranger_probes']} probes), "
-            f"{osi['gallery']} enrolled, {osi['mated_probes']} mated probes.",
+            (
+                f"Open set: {osi['strangers']} people left out as strangers ({osi['stranger_probes']} probes), "
+                f"{osi['gallery']} enrolled, {osi['mated_probes']} mated probes."
+            ),
             "",
             "| FPIR | DIR | threshold | note |",
             "|---|---|---|---|",
@@ -172,20 +187,29 @@ def markdown_report(evaluation: DatasetEvaluation, plots: dict[str, str], extra:
         for key, point in osi["dir_at_fpir"].items():
             note = "" if point["resolvable"] else "unresolvable (fewer than 10/FPIR strangers)"
             lines.append(f"| {key} | {_pct(point['dir'])} | {point['threshold']:.4f} | {note} |")
-    if e.by_condition:
-        lines += [
-            "",
-            "## By condition (genuine pairs involving an image of that condition, operating threshold)",
-            "",
-            "| condition | images | genuine pairs | TAR | FRR | mean genuine score |",
-            "|---|---|---|---|---|---|",
-        ]
-        for name, row in e.by_condition.items():
-            lines.append(
-                f"| {name} | {row['images']} | {row['genuine_pairs']} | {_pct(row['tar'])} | {_pct(row['frr'])} | "
-                f"{row['mean_genuine_score']:.3f} |"
-            )
-    lines += [
+    return lines
+
+
+def _by_condition(e: DatasetEvaluation) -> list[str]:
+    if not e.by_condition:
+        return []
+    lines = [
+        "",
+        "## By condition (genuine pairs involving an image of that condition, operating threshold)",
+        "",
+        "| condition | images | genuine pairs | TAR | FRR | mean genuine score |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in e.by_condition.items():
+        lines.append(
+            f"| {name} | {row['images']} | {row['genuine_pairs']} | {_pct(row['tar'])} | {_pct(row['frr'])} | "
+            f"{row['mean_genuine_score']:.3f} |"
+        )
+    return lines
+
+
+def _by_quality(e: DatasetEvaluation) -> list[str]:
+    lines = [
         "",
         "## By quality (the worse image of the pair, quantile bins of the image quality score)",
         "",
@@ -197,6 +221,14 @@ def markdown_report(evaluation: DatasetEvaluation, plots: dict[str, str], extra:
             f"| {row['quality_low']:.2f}–{row['quality_high']:.2f} | {row['genuine_pairs']} | {_pct(row['tar'])} | "
             f"{_pct(row['frr'])} | {row['impostor_pairs']:,} | {_pct(row['far'], 4)} |"
         )
+    return lines
+
+
+def markdown_report(evaluation: DatasetEvaluation, plots: dict[str, str], extra: dict[str, Any] | None = None) -> str:
+    """A self-contained Markdown summary; plots are linked by file name (same folder)."""
+    e = evaluation
+    lines = _header(e, extra) + [""] + _verification(e) + [""] + _operating_point(e) + [""]
+    lines += _identification(e) + _by_condition(e) + _by_quality(e)
     if e.notes:
         lines += ["", "## Notes", ""] + [f"* {n}" for n in e.notes]
     lines += ["", "## Plots", ""] + [f"![{name}]({file})" for name, file in plots.items()]

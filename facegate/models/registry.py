@@ -157,7 +157,7 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
 
 def verified_path(key: str, path: Path | None = None) -> Path:
     """Locate (or take) a model file and check its sha256 once per process."""
-    spec = MODELS[key] if key in MODELS else None
+    spec = MODELS.get(key)
     if spec is None:
         raise ModelNotFoundError(f"unknown model {key!r}")
     with _lock:
@@ -177,13 +177,17 @@ def verified_path(key: str, path: Path | None = None) -> Path:
 
 
 def onnx_session(key: str, intra_threads: int, inter_threads: int = 1, path: Path | None = None):
-    """An onnxruntime CPU session with explicit thread counts (the default would grab all cores)."""
+    """An onnxruntime CPU session with explicit thread counts (the default would grab all cores).
+
+    Inter-op threads only run in parallel execution mode, so more than one turns it on; one
+    keeps the sequential mode (same results either way: only independent nodes overlap).
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_threads
     options.inter_op_num_threads = inter_threads
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.execution_mode = ort.ExecutionMode.ORT_PARALLEL if inter_threads > 1 else ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     # No busy-waiting between operators: on a shared 2-core machine a spinning worker

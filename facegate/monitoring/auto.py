@@ -13,28 +13,28 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from sqlalchemy import func, select
 
 from facegate.monitoring.drift import DriftWindows
-from facegate.monitoring.response import ResponsePolicy, ResponseReport
+from facegate.monitoring.response import ResponsePolicy, ResponseReport, respond
+from facegate.security import SYSTEM
 from facegate.storage.models import Gallery, OpsAction, as_utc, utcnow
 
-if TYPE_CHECKING:
-    from facegate.gallery.service import GalleryService
+from facegate.gallery.service import GalleryService
 
 log = logging.getLogger(__name__)
 
 
-def _last_action_at(service: "GalleryService", gallery_id: int) -> dt.datetime | None:
-    with service.sessions() as session:
+def _last_action_at(service: GalleryService, gallery_id: int) -> dt.datetime | None:
+    with service.ctx.sessions() as session:
         last = session.scalar(select(func.max(OpsAction.created_at)).where(OpsAction.gallery_id == gallery_id))
     return as_utc(last)
 
 
 def auto_respond(
-    service: "GalleryService",
+    service: GalleryService,
     windows: DriftWindows | None = None,
     policy: ResponsePolicy | None = None,
     now: dt.datetime | None = None,
@@ -42,7 +42,7 @@ def auto_respond(
     """One pass over every gallery: the report of each gallery checked, or why it was skipped."""
     now = now or utcnow()
     cooldown = dt.timedelta(seconds=service.settings.auto_respond_cooldown_s)
-    with service.sessions() as session:
+    with service.ctx.sessions() as session:
         galleries = list(session.execute(select(Gallery.id, Gallery.name).order_by(Gallery.id)).all())
     results: dict[str, ResponseReport | str] = {}
     for gallery_id, name in galleries:
@@ -51,7 +51,7 @@ def auto_respond(
             results[name] = f"cooling down: last action {last.isoformat(timespec='seconds')}"
             continue
         try:
-            report = service.respond_to_drift(name, windows or DriftWindows(), policy or ResponsePolicy(), apply=True)
+            report = respond(service, name, windows or DriftWindows(), policy or ResponsePolicy(), apply=True, principal=SYSTEM)
         except Exception as exc:  # one gallery's failure must not stop the others
             log.exception("automatic response for gallery %s failed", name)
             results[name] = f"failed: {exc}"

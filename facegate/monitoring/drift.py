@@ -33,14 +33,15 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
 from scipy import stats
 
-if TYPE_CHECKING:
-    from facegate.gallery.service import GalleryService, Principal
+from facegate.gallery.context import find_gallery
+from facegate.gallery.service import GalleryService
+from facegate.security import Principal
 
 RECOGNITION_KINDS = ("verify", "identify")
 
@@ -321,17 +322,14 @@ def load_windows(
 
 
 def gallery_drift(
-    service: "GalleryService", gallery: str, windows: DriftWindows | None = None,
-    limits: DriftLimits | None = None, principal: "Principal | None" = None,
+    service: GalleryService, gallery: str, windows: DriftWindows | None = None,
+    limits: DriftLimits | None = None, *, principal: Principal,
 ) -> DriftReport:
     """The drift report of one gallery: what ``facegate monitor`` prints and the API returns."""
-    from facegate.gallery.service import SYSTEM
-
-    principal = principal or SYSTEM
     windows = windows or DriftWindows()
     limits = limits or DriftLimits()
-    with service.sessions() as session:
-        g = service._gallery(session, gallery, principal)
+    with service.ctx.sessions() as session:
+        g = find_gallery(session, gallery, principal)
         principal.require("admin", g)
         reference, recent, ref_info, new_info = load_windows(session, g.id, windows)
     features = compare_windows(reference, recent, limits)

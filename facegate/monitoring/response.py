@@ -33,7 +33,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -43,8 +43,9 @@ from facegate.errors import ConflictError, NotFoundError
 from facegate.monitoring.drift import DriftLimits, DriftReport, DriftWindows, gallery_drift
 from facegate.storage.models import Decision, FaceTemplate, Gallery, OpsAction, Subject, utcnow
 
-if TYPE_CHECKING:
-    from facegate.gallery.service import GalleryService, Principal
+from facegate.gallery.context import find_gallery
+from facegate.gallery.service import GalleryService
+from facegate.security import Principal
 
 REFRESH_PREFIX = "probe:"
 KIND_RECALIBRATE = "recalibrate"
@@ -149,12 +150,12 @@ def _templates(session, gallery_id: int) -> tuple[np.ndarray, np.ndarray, dict[i
 
 
 # -- recalibration --------------------------------------------------------------------------
-def plan_recalibration(service: "GalleryService", g: Gallery, probes: list[Decision], policy: ResponsePolicy):
+def plan_recalibration(service: GalleryService, g: Gallery, probes: list[Decision], policy: ResponsePolicy):
     """The impostor and genuine scores of the verified probes, and the calibration they give."""
     from facegate.modelops.registry import calibrate_scores
 
     plan = RecalibrationPlan(probes=len(probes))
-    with service.sessions() as session:
+    with service.ctx.sessions() as session:
         vectors, owners, names = _templates(session, g.id)
     by_name = {v: k for k, v in names.items()}
     dim = vectors.shape[1]
@@ -209,12 +210,12 @@ def _production_version(model_id: str, settings) -> int | None:
 
 
 # -- template refresh -----------------------------------------------------------------------
-def plan_refresh(service: "GalleryService", g: Gallery, probes: list[Decision], policy: ResponsePolicy) -> RefreshPlan:
+def plan_refresh(service: GalleryService, g: Gallery, probes: list[Decision], policy: ResponsePolicy) -> RefreshPlan:
     """Which verified probes become templates, and which old refresh templates they replace."""
     plan = RefreshPlan(candidates=len(probes))
     skipped: dict[str, int] = defaultdict(int)
     limit = service.gallery_settings(g).max_templates_per_subject
-    with service.sessions() as session:
+    with service.ctx.sessions() as session:
         names = dict(session.execute(select(Subject.external_id, Subject.id).where(Subject.gallery_id == g.id)).all())
         existing = session.execute(
             select(FaceTemplate.id, FaceTemplate.subject_id, FaceTemplate.source_sha256)
@@ -273,12 +274,12 @@ def _vector_from_b64(text: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), dtype="<f4").copy()
 
 
-def apply_refresh(service: "GalleryService", g: Gallery, plan: RefreshPlan, trigger: dict) -> OpsAction | None:
+def apply_refresh(service: GalleryService, g: Gallery, plan: RefreshPlan, trigger: dict) -> OpsAction | None:
     """Add the planned templates and remove the ones they replace, in one transaction, and
     record it (with the replaced rows in full, so a revert can put them back)."""
     if not plan.add:
         return None
-    with service.sessions.begin() as session:
+    with service.ctx.sessions.begin() as session:
         replaced = []
         for t in session.scalars(select(FaceTemplate).where(FaceTemplate.id.in_(plan.replace_template_ids))):
             replaced.append({
@@ -308,12 +309,12 @@ def apply_refresh(service: "GalleryService", g: Gallery, plan: RefreshPlan, trig
         )
         session.add(action)
         session.flush()
-    service.search.invalidate(g.id)
+    service.ctx.search.invalidate(g.id)
     return action
 
 
 def apply_recalibration(
-    service: "GalleryService", g: Gallery, plan: RecalibrationPlan, result, trigger: dict
+    service: GalleryService, g: Gallery, plan: RecalibrationPlan, result, trigger: dict
 ) -> OpsAction:
     """Register the calibration (promoting it if the plan says so) and record the action."""
     from facegate.modelops.registry import publish_calibration
@@ -324,7 +325,7 @@ def apply_recalibration(
         tags={"trigger": "facegate monitor respond", "gallery": g.name, "genuine_pairs": plan.genuine_pairs,
               "genuine_accept_rate": plan.genuine_accept_rate},
     )
-    with service.sessions.begin() as session:
+    with service.ctx.sessions.begin() as session:
         action = OpsAction(
             gallery_id=g.id, kind=KIND_RECALIBRATE,
             details={"model_id": g.model_id, "version": plan.version, "promoted": plan.promote,
@@ -353,13 +354,10 @@ def triggers(report: DriftReport, policy: ResponsePolicy) -> list[str]:
 
 
 def respond(
-    service: "GalleryService", gallery: str, windows: DriftWindows | None = None, policy: ResponsePolicy | None = None,
-    apply: bool = False, limits: DriftLimits | None = None, principal: "Principal | None" = None,
+    service: GalleryService, gallery: str, windows: DriftWindows | None = None, policy: ResponsePolicy | None = None,
+    apply: bool = False, limits: DriftLimits | None = None, *, principal: Principal,
 ) -> ResponseReport:
     """Check drift and plan (with ``apply``: carry out and record) the response."""
-    from facegate.gallery.service import SYSTEM
-
-    principal = principal or SYSTEM
     windows = windows or DriftWindows()
     policy = policy or ResponsePolicy()
     report = gallery_drift(service, gallery, windows, limits, principal=principal)
@@ -367,8 +365,8 @@ def respond(
     out = ResponseReport(gallery=gallery, triggered=bool(reasons), reasons=reasons, applied=False, drift=report)
     if not reasons:
         return out
-    with service.sessions() as session:
-        g = service._gallery(session, gallery, principal)
+    with service.ctx.sessions() as session:
+        g = find_gallery(session, gallery, principal)
         probes = _verified_probes(session, g, report.recent.first_decision_id, report.recent.last_decision_id)
     trigger = {"reasons": reasons, "recent": report.recent.model_dump(mode="json"),
                "reference": report.reference.model_dump(mode="json")}
@@ -388,27 +386,21 @@ def respond(
     return out
 
 
-def list_actions(service: "GalleryService", gallery: str, principal: "Principal | None" = None) -> list[OpsActionOut]:
+def list_actions(service: GalleryService, gallery: str, *, principal: Principal) -> list[OpsActionOut]:
     """The gallery's monitoring actions, newest first."""
-    from facegate.gallery.service import SYSTEM
-
-    principal = principal or SYSTEM
-    with service.sessions() as session:
-        g = service._gallery(session, gallery, principal)
+    with service.ctx.sessions() as session:
+        g = find_gallery(session, gallery, principal)
         principal.require("admin", g)
         rows = session.scalars(select(OpsAction).where(OpsAction.gallery_id == g.id).order_by(OpsAction.id.desc())).all()
         return [_action_out(a, gallery) for a in rows]
 
 
-def revert_action(service: "GalleryService", action_id: int, principal: "Principal | None" = None) -> dict:
+def revert_action(service: GalleryService, action_id: int, *, principal: Principal) -> dict:
     """Undo one action. Refresh: delete the templates it added (those still present) and put
     back the ones it replaced. Recalibration: if it promoted its version, move the production
     alias back to the version it replaced (refused when production has moved on since)."""
-    from facegate.gallery.service import SYSTEM
-
-    principal = principal or SYSTEM
     principal.require("admin")
-    with service.sessions() as session:
+    with service.ctx.sessions() as session:
         action = session.get(OpsAction, action_id)
         gallery = session.get(Gallery, action.gallery_id) if action is not None and action.gallery_id else None
         if action is None or (principal.gallery_id is not None and (gallery is None or gallery.id != principal.gallery_id)):
@@ -419,21 +411,21 @@ def revert_action(service: "GalleryService", action_id: int, principal: "Princip
     if kind == KIND_REFRESH:
         outcome = _revert_refresh(service, action_id, details)
         if gallery is not None:
-            service.search.invalidate(gallery.id)
+            service.ctx.search.invalidate(gallery.id)
     elif kind == KIND_RECALIBRATE:
         outcome = _revert_recalibration(service, details)
     else:
         raise ConflictError(f"monitoring action {action_id} ({kind}) cannot be reverted")
-    with service.sessions.begin() as session:
+    with service.ctx.sessions.begin() as session:
         row = session.get(OpsAction, action_id)
         row.reverted_at = utcnow()
         row.details = {**(row.details or {}), "revert": outcome}
     return {"action": action_id, "kind": kind, **outcome}
 
 
-def _revert_refresh(service: "GalleryService", action_id: int, details: dict) -> dict:
+def _revert_refresh(service: GalleryService, action_id: int, details: dict) -> dict:
     removed, missing, restored = [], [], []
-    with service.sessions.begin() as session:
+    with service.ctx.sessions.begin() as session:
         for item in details.get("added", []):
             source = f"{REFRESH_PREFIX}{item['decision_id']}"
             t = session.get(FaceTemplate, item.get("template_id"))
@@ -471,7 +463,7 @@ def _revert_refresh(service: "GalleryService", action_id: int, details: dict) ->
     return {"removed_templates": removed, "already_gone": missing, "restored_templates": restored}
 
 
-def _revert_recalibration(service: "GalleryService", details: dict) -> dict:
+def _revert_recalibration(service: GalleryService, details: dict) -> dict:
     from facegate.modelops import tracking
     from facegate.modelops.registry import PRODUCTION_ALIAS, promote_calibration, refresh_active_calibration, registered_model_name
 

@@ -28,7 +28,7 @@ class Template:
     def model_tag(self) -> str:
         return f"{self.model_id}@{self.model_sha256[:12]}"
 
-    def similarity(self, other: "Template") -> float:
+    def similarity(self, other: Template) -> float:
         ensure_same_model(self, other)
         return float(np.dot(self.vector, other.vector))
 

@@ -35,7 +35,7 @@ class DlibResNetRecognizer:
         self._lock = threading.Lock()
 
     def shape(self, image: np.ndarray, detection: Detection):
-        x1, y1, x2, y2 = (int(round(v)) for v in detection.box)
+        x1, y1, x2, y2 = (round(float(v)) for v in detection.box)
         rect = self._dlib.rectangle(x1, y1, x2, y2)
         return self._shape(image, rect)
 

@@ -65,3 +65,34 @@ def downgrade(url: str, revision: str = "base") -> None:
     from alembic import command
 
     command.downgrade(alembic_config(url), revision)
+
+
+def current_revision(url: str) -> str | None:
+    """The schema revision the database is at; None for a database never migrated."""
+    from sqlalchemy import inspect, text
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            if not inspect(connection).has_table("alembic_version"):
+                return None
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    finally:
+        engine.dispose()
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None, "the migrations folder has no head revision"
+    return head
+
+
+def upgrade_if_needed(url: str) -> bool:
+    """Migrate only a database whose schema is behind (a CLI command on the local database);
+    one read of ``alembic_version`` otherwise. True when it migrated."""
+    if current_revision(url) == head_revision():
+        return False
+    upgrade(url)
+    return True

@@ -28,12 +28,16 @@ import threading
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from facegate.storage.models import FaceTemplate, Gallery
+
+if TYPE_CHECKING:  # usearch is imported when the first approximate index is built
+    from usearch.index import Index
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +117,7 @@ class _GalleryCache:
     ids: np.ndarray
     subjects: np.ndarray
     matrix: np.ndarray
-    ann: object | None = None
+    ann: Index | None = None
     stale: bool = False  # invalidated: reload before the next search, update ``ann`` from it
     removed_since_build: int = 0  # templates removed from ``ann`` in place (they degrade the graph)
 
@@ -122,6 +126,13 @@ class _GalleryCache:
         """``content_digest`` of these templates, hashed once (0.25 s at 100k): the check of a
         saved index and the stamp of a new one both need it."""
         return content_digest(self.ids, self.matrix)
+
+    @property
+    def index(self) -> Index:
+        """``ann`` where the caller has made sure it is built."""
+        if self.ann is None:
+            raise RuntimeError("the approximate index is not built")
+        return self.ann
 
 
 class GallerySearch:
@@ -238,7 +249,7 @@ class GallerySearch:
         return self.index_dir / f"gallery_{gallery_id}.usearch"
 
     @staticmethod
-    def _new_usearch_index(ndim: int):
+    def _new_usearch_index(ndim: int) -> Index:
         from usearch.index import Index
 
         return Index(
@@ -303,7 +314,7 @@ class GallerySearch:
                     # The gallery changed during the build: bring the new index up to date in
                     # place when that is cheap; otherwise the next search starts another build.
                     self._update_usearch(gallery_id, built, current)
-        except Exception:  # noqa: BLE001 - searches stay exact; the next one tries again
+        except Exception:  # searches stay exact; the next one tries again
             logger.exception("building the approximate index of gallery %s failed", gallery_id)
         finally:
             with self._lock:
@@ -330,7 +341,7 @@ class GallerySearch:
         stamp_path.unlink(missing_ok=True)
         suffix = f".{os.getpid()}.{threading.get_ident()}.tmp"
         tmp = path.with_name(path.name + suffix)
-        cache.ann.save(str(tmp))
+        cache.index.save(str(tmp))
         os.replace(tmp, path)
         tmp_stamp = stamp_path.with_name(stamp_path.name + suffix)
         tmp_stamp.write_text(json.dumps(stamp))
@@ -351,9 +362,9 @@ class GallerySearch:
             return
         with self._ann_lock:
             if len(removed):
-                old.ann.remove(removed.astype(np.uint64))
+                old.index.remove(removed.astype(np.uint64))
             if len(added_rows):
-                old.ann.add(new.ids[added_rows], new.matrix[added_rows], threads=USEARCH_ADD_THREADS)
+                old.index.add(new.ids[added_rows], new.matrix[added_rows], threads=USEARCH_ADD_THREADS)
         # Searches still holding ``old`` keep working: ids they do not know are dropped.
         new.ann = old.ann
         new.removed_since_build = removed_total
@@ -362,7 +373,7 @@ class GallerySearch:
     def _usearch(self, cache: _GalleryCache, queries: np.ndarray, k: int) -> list[list[Hit]]:
         k = min(k, len(cache.ids))
         with self._ann_lock:
-            matches = cache.ann.search(queries, k)
+            matches = cache.index.search(queries, k)
         keys = np.atleast_2d(matches.keys).astype(np.int64)
         distances = np.atleast_2d(matches.distances)
         # cache.ids is sorted (read ORDER BY id): find each key's row without a per-search dict;

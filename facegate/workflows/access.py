@@ -9,7 +9,9 @@ from pydantic import BaseModel, Field
 
 from facegate.errors import NoFaceError
 from facegate.gallery.schemas import SubjectIn, SubjectOut, SubjectUpdate
-from facegate.gallery.service import SYSTEM, GalleryService, PhotoInput, Principal
+from facegate.gallery.context import find_gallery
+from facegate.gallery.service import GalleryService, PhotoInput
+from facegate.security import SYSTEM, Principal
 from facegate.workflows.alerts import AlertCenter
 
 RIGHT_PATTERN = r"^[A-Za-z0-9_.:*-]+$"
@@ -61,21 +63,21 @@ class AccessService:
         self.gs = gallery_service
         self.alerts = alerts
 
-    def create_member(self, gallery: str, data: MemberIn, principal: Principal = SYSTEM) -> SubjectOut:
+    def create_member(self, gallery: str, data: MemberIn, *, principal: Principal) -> SubjectOut:
         rights = _validate_rights(data.rights)
         return self.gs.create_subject(
             gallery, SubjectIn(external_id=data.external_id, display_name=data.display_name,
                                attributes={"role": "member", "rights": rights}), principal=principal,
         )
 
-    def set_rights(self, gallery: str, external_id: str, rights: list[str], principal: Principal = SYSTEM) -> SubjectOut:
+    def set_rights(self, gallery: str, external_id: str, rights: list[str], *, principal: Principal) -> SubjectOut:
         current = self.gs.get_subject(gallery, external_id, principal=principal)
         attributes = dict(current.attributes) | {"rights": _validate_rights(rights)}
         return self.gs.update_subject(gallery, external_id, SubjectUpdate(attributes=attributes), principal=principal)
 
     def check(
         self, gallery: str, photo: PhotoInput, right: str | None = None, request_id: str = "", where: str = "",
-        principal: Principal = SYSTEM,
+        *, principal: Principal,
     ) -> AccessResult:
         """Who is at the door, and may they do ``right``? The largest face is the one asking."""
         result = self.gs.identify(gallery, photo, top_k=3, request_id=request_id, principal=principal)
@@ -92,8 +94,8 @@ class AccessService:
             granted, reason = False, "face not recognised (unknown person)"
         alert_id = None
         if not granted:
-            with self.gs.sessions.begin() as session:
-                g = self.gs._gallery(session, gallery, SYSTEM)
+            with self.gs.ctx.sessions.begin() as session:
+                g = find_gallery(session, gallery, SYSTEM)
                 alert = self.alerts.raise_alert(
                     session, g, "access_denied", f"access to {right or 'any right'}{' at ' + where if where else ''} "
                     f"refused: {reason}", subject=face.subject, decision_id=result.decision_id,

@@ -27,7 +27,10 @@ from sqlalchemy.exc import IntegrityError
 from facegate.config import Settings
 from facegate.errors import AuthenticationError, ConflictError, InvalidRequestError, NoFaceError
 from facegate.gallery.schemas import EnrollItem, IdentifiedFace, SubjectIn
-from facegate.gallery.service import SYSTEM, GalleryService, PhotoInput, Principal
+from facegate.gallery.context import find_gallery
+from facegate.gallery.thresholds import identify_threshold
+from facegate.gallery.service import GalleryService, PhotoInput
+from facegate.security import SYSTEM, Principal
 from facegate.storage.models import Account, Gallery, Subject, utcnow
 from facegate.workflows.alerts import AlertCenter
 from facegate.workflows.lockout import LockoutGuard
@@ -103,7 +106,7 @@ class AccountService:
 
     # -- registration -------------------------------------------------------------------------
     def register(
-        self, gallery: str, data: RegistrationIn, photos: list[PhotoInput], principal: Principal = SYSTEM
+        self, gallery: str, data: RegistrationIn, photos: list[PhotoInput], *, principal: Principal
     ) -> RegistrationResult:
         """All or nothing: the account exists only if at least three photos were enrolled."""
         if not data.consent:
@@ -111,8 +114,8 @@ class AccountService:
         if len(photos) < MIN_PHOTOS:
             raise InvalidRequestError(f"send at least {MIN_PHOTOS} photos (got {len(photos)})")
         subject_id = USER_PREFIX + data.username
-        with self.gs.sessions() as session:
-            g = self.gs._gallery(session, gallery, principal)
+        with self.gs.ctx.sessions() as session:
+            g = find_gallery(session, gallery, principal)
             principal.require("enroll", g)
             taken = session.scalar(select(Account.id).where(Account.gallery_id == g.id, Account.username == data.username))
         if taken is not None:
@@ -128,7 +131,7 @@ class AccountService:
                     f"({reasons}); retake the others facing the camera in good light"
                 )
             consent_at = utcnow()
-            with self.gs.sessions.begin() as session:
+            with self.gs.ctx.sessions.begin() as session:
                 subject = session.scalar(select(Subject).where(Subject.gallery_id == g.id, Subject.external_id == subject_id))
                 session.add(Account(
                     gallery_id=g.id, subject_id=subject.id, username=data.username,
@@ -169,8 +172,8 @@ class AccountService:
         ``count_toward``, kept out of the answer): a lockout failure and an alert."""
         blamed = username or count_toward
         locked = False
-        with self.gs.sessions.begin() as session:
-            g = self.gs._gallery(session, gallery, SYSTEM)
+        with self.gs.ctx.sessions.begin() as session:
+            g = find_gallery(session, gallery, SYSTEM)
             if blamed:
                 locked = self.lockout.record_failure(session, g, USER_PREFIX + blamed, "login_failed")
             self.alerts.raise_alert(session, g, "login_failed", f"{method} login failed: {reason}",
@@ -187,29 +190,29 @@ class AccountService:
         if top is None or not top.subject.startswith(USER_PREFIX):
             return None
         rate = self.gs.gallery_settings(gallery).login_near_miss_fpir
-        near = self.gs._identify_threshold(gallery, templates, fpir=rate)
+        near = identify_threshold(self.gs.ctx, gallery, templates, fpir=rate)
         return top.subject[len(USER_PREFIX):] if top.score >= near.threshold else None
 
     def _succeed(self, gallery: str, g_id: int, username: str, method: str, score: float, threshold: float,
                  decision_id: int) -> LoginResult:
         token, expires = self._issue(gallery, username, method)
-        with self.gs.sessions.begin() as session:
+        with self.gs.ctx.sessions.begin() as session:
             account = session.scalar(select(Account).where(Account.gallery_id == g_id, Account.username == username))
             account.last_login_at = utcnow()
         return LoginResult(authenticated=True, username=username, method=method, token=token, expires_at=expires,
                            score=score, threshold=threshold, decision_id=decision_id)
 
     def _guard(self, gallery: str, username: str, principal: Principal) -> Gallery:
-        with self.gs.sessions() as session:
-            g = self.gs._gallery(session, gallery, principal)
+        with self.gs.ctx.sessions() as session:
+            g = find_gallery(session, gallery, principal)
             principal.require("recognize", g)
             self.lockout.check(session, g, USER_PREFIX + username)
             return g
 
-    def login_face(self, gallery: str, photo: PhotoInput, request_id: str = "", principal: Principal = SYSTEM) -> LoginResult:
+    def login_face(self, gallery: str, photo: PhotoInput, request_id: str = "", *, principal: Principal) -> LoginResult:
         """Face alone: the main face must identify as a user with an account."""
-        with self.gs.sessions() as session:
-            g = self.gs._gallery(session, gallery, principal)
+        with self.gs.ctx.sessions() as session:
+            g = find_gallery(session, gallery, principal)
             principal.require("recognize", g)
         result = self.gs.identify(gallery, photo, top_k=1, request_id=request_id, principal=principal)
         face = result.main_face()
@@ -222,18 +225,18 @@ class AccountService:
                               score=face.score, threshold=result.threshold.threshold,
                               count_toward=self._near_miss(g, face, result.gallery_templates))
         username = face.subject[len(USER_PREFIX):]
-        with self.gs.sessions() as session:
+        with self.gs.ctx.sessions() as session:
             self.lockout.check(session, g, USER_PREFIX + username)
         return self._succeed(gallery, g.id, username, "face", face.score, result.threshold.threshold, result.decision_id)
 
     def login_password_face(
         self, gallery: str, username: str, password: str, photo: PhotoInput, request_id: str = "",
-        principal: Principal = SYSTEM,
+        *, principal: Principal,
     ) -> LoginResult:
         """Two factors: the password, then the face verified 1:1 against that account."""
         method = "password+face"
         g = self._guard(gallery, username, principal)
-        with self.gs.sessions() as session:
+        with self.gs.ctx.sessions() as session:
             account = session.scalar(select(Account).where(Account.gallery_id == g.id, Account.username == username))
         password_ok = False
         if account is not None:
@@ -250,6 +253,6 @@ class AccountService:
             return self._fail(gallery, username, "face does not match the account", verify.decision_id, method,
                               score=verify.score, threshold=verify.threshold.threshold)
         if _hasher.check_needs_rehash(account.password_hash):
-            with self.gs.sessions.begin() as session:
+            with self.gs.ctx.sessions.begin() as session:
                 session.get(Account, account.id).password_hash = _hasher.hash(password)
         return self._succeed(gallery, g.id, username, method, verify.score, verify.threshold.threshold, verify.decision_id)

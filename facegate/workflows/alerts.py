@@ -26,7 +26,10 @@ from pydantic import BaseModel
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from facegate.gallery.service import SYSTEM, GalleryService, Principal, newest_first, page_of
+from facegate.gallery.context import find_gallery
+from facegate.gallery.paging import newest_first, page_of
+from facegate.gallery.service import GalleryService
+from facegate.security import Principal
 from facegate.gallery.schemas import Page
 from facegate.storage.models import Alert, Gallery, utcnow
 
@@ -159,11 +162,11 @@ class AlertCenter:
         unacknowledged: bool = False,
         subject: str | None = None,
         session_id: int | None = None,
-        principal: Principal = SYSTEM,
+        *, principal: Principal,
     ) -> Page:
         limit = max(1, min(limit, 500))
-        with self.gs.sessions() as session:
-            g = self.gs._gallery(session, gallery, principal)
+        with self.gs.ctx.sessions() as session:
+            g = find_gallery(session, gallery, principal)
             principal.require("admin", g)
             query = select(Alert).where(Alert.gallery_id == g.id)
             if kind:
@@ -177,9 +180,9 @@ class AlertCenter:
             rows = newest_first(session, query, Alert.id, cursor, limit)
             return page_of(rows, limit, [alert_out(a) for a in rows[:limit]])
 
-    def acknowledge(self, gallery: str, alert_id: int, by: str, principal: Principal = SYSTEM) -> AlertOut:
-        with self.gs.sessions.begin() as session:
-            g = self.gs._gallery(session, gallery, principal)
+    def acknowledge(self, gallery: str, alert_id: int, by: str, *, principal: Principal) -> AlertOut:
+        with self.gs.ctx.sessions.begin() as session:
+            g = find_gallery(session, gallery, principal)
             principal.require("admin", g)
             alert = session.get(Alert, alert_id)
             if alert is None or alert.gallery_id != g.id:
@@ -195,7 +198,7 @@ class AlertCenter:
     def _claim_due(self, now: dt.datetime, limit: int = 20) -> list[int]:
         """Ids of pending alerts whose next attempt is due, each claimed for ``CLAIM_LEASE_S``."""
         claimed: list[int] = []
-        with self.gs.sessions.begin() as session:
+        with self.gs.ctx.sessions.begin() as session:
             due = session.execute(
                 select(Alert.id, Alert.next_attempt_at)
                 .where(Alert.delivery_status == "pending", Alert.next_attempt_at <= now)
@@ -220,7 +223,7 @@ class AlertCenter:
         return {"type": "facegate.alert", "gallery": gallery.name, "alert": out}
 
     def _deliver_one(self, alert_id: int) -> DeliveryResult:
-        with self.gs.sessions() as session:
+        with self.gs.ctx.sessions() as session:
             alert = session.get(Alert, alert_id)
             gallery = session.get(Gallery, alert.gallery_id) if alert else None
             if alert is None or gallery is None:
@@ -244,7 +247,7 @@ class AlertCenter:
                 error = f"HTTP {response.status_code}"
         except httpx.HTTPError as exc:
             ok, error = False, f"{type(exc).__name__}: {exc}"
-        with self.gs.sessions.begin() as session:
+        with self.gs.ctx.sessions.begin() as session:
             alert = session.get(Alert, alert_id)
             if alert is None:
                 return DeliveryResult(alert_id, ok, "gone", error)

@@ -24,7 +24,9 @@ from sqlalchemy.exc import IntegrityError
 from facegate.errors import ConflictError, InvalidRequestError, LockedOutError, NotFoundError, SessionClosedError
 from facegate.evaluation.datasets import IMAGE_SUFFIXES
 from facegate.gallery.schemas import Candidate, SubjectIn, SubjectUpdate
-from facegate.gallery.service import SYSTEM, GalleryService, PhotoInput, Principal
+from facegate.gallery.context import find_gallery
+from facegate.gallery.service import GalleryService, PhotoInput
+from facegate.security import Principal
 from facegate.storage.models import (
     Alert,
     AttendanceEvent,
@@ -218,7 +220,7 @@ class ExamService:
         gallery: str,
         rows: list[RosterRow],
         progress: Callable[[int], None] | None = None,
-        principal: Principal = SYSTEM,
+        *, principal: Principal,
     ) -> RosterReport:
         """Create or update each student and enroll their photos. A bad row is reported and
         skipped; a re-import updates names and skips photos already enrolled (same bytes)."""
@@ -255,11 +257,11 @@ class ExamService:
         )
 
     # -- sessions ---------------------------------------------------------------------------
-    def create_session(self, gallery: str, data: ExamSessionIn, principal: Principal = SYSTEM) -> ExamSessionOut:
+    def create_session(self, gallery: str, data: ExamSessionIn, *, principal: Principal) -> ExamSessionOut:
         settings = data.model_dump(exclude={"code", "course", "room", "starts_at", "ends_at", "online"})
         try:
-            with self.gs.sessions.begin() as session:
-                g = self.gs._gallery(session, gallery, principal)
+            with self.gs.ctx.sessions.begin() as session:
+                g = find_gallery(session, gallery, principal)
                 principal.require("admin", g)
                 row = ExamSession(
                     gallery_id=g.id, code=data.code, course=data.course, room=data.room, starts_at=data.starts_at,
@@ -277,15 +279,15 @@ class ExamService:
             raise NotFoundError(f"exam session {code!r} not found in gallery {g.name!r}")
         return row
 
-    def get_session(self, gallery: str, code: str, principal: Principal = SYSTEM) -> ExamSessionOut:
-        with self.gs.sessions() as session:
-            g = self.gs._gallery(session, gallery, principal)
+    def get_session(self, gallery: str, code: str, *, principal: Principal) -> ExamSessionOut:
+        with self.gs.ctx.sessions() as session:
+            g = find_gallery(session, gallery, principal)
             principal.require("recognize", g)
             return _session_out(self._exam(session, g, code))
 
-    def list_sessions(self, gallery: str, principal: Principal = SYSTEM) -> list[ExamSessionOut]:
-        with self.gs.sessions() as session:
-            g = self.gs._gallery(session, gallery, principal)
+    def list_sessions(self, gallery: str, *, principal: Principal) -> list[ExamSessionOut]:
+        with self.gs.ctx.sessions() as session:
+            g = find_gallery(session, gallery, principal)
             principal.require("recognize", g)
             rows = session.scalars(select(ExamSession).where(ExamSession.gallery_id == g.id).order_by(ExamSession.starts_at))
             return [_session_out(r) for r in rows]
@@ -300,7 +302,7 @@ class ExamService:
         kiosk: str = "",
         request_id: str = "",
         now: dt.datetime | None = None,
-        principal: Principal = SYSTEM,
+        *, principal: Principal,
     ) -> CheckinResult:
         """Verify a student 1:1 at the start of an exam, cross-checked 1:N, and record it."""
         return self._check(gallery, code, student_id, photo, "checkin", kiosk, request_id, now, principal)
@@ -314,15 +316,15 @@ class ExamService:
         kiosk: str = "remote",
         request_id: str = "",
         now: dt.datetime | None = None,
-        principal: Principal = SYSTEM,
+        *, principal: Principal,
     ) -> CheckinResult:
         """Answer the student's oldest due re-verification challenge of an online exam."""
         return self._check(gallery, code, student_id, photo, "reverify", kiosk, request_id, now, principal)
 
     def _check(self, gallery, code, student_id, photo, kind, kiosk, request_id, now, principal) -> CheckinResult:
         now = now or utcnow()
-        with self.gs.sessions() as session:
-            g = self.gs._gallery(session, gallery, principal)
+        with self.gs.ctx.sessions() as session:
+            g = find_gallery(session, gallery, principal)
             principal.require("recognize", g)
             exam = self._exam(session, g, code)
             opts = _session_out(exam)
@@ -355,7 +357,7 @@ class ExamService:
         gallery_id, exam_id = g.id, exam.id
         for attempt in (0, 1):
             try:
-                with self._record_lock, self.gs.sessions.begin() as session:
+                with self._record_lock, self.gs.ctx.sessions.begin() as session:
                     g = session.get(Gallery, gallery_id)
                     exam = session.get(ExamSession, exam_id)
                     alerts: list[tuple[str, str, str, dict]] = []  # kind, severity, message, details
@@ -465,12 +467,12 @@ class ExamService:
         student_ids: list[str] | None = None,
         window_s: float | None = None,
         now: dt.datetime | None = None,
-        principal: Principal = SYSTEM,
+        *, principal: Principal,
     ) -> list[ChallengeOut]:
         """Ask now: the named students (default: everyone checked in) must verify within the window."""
         now = now or utcnow()
-        with self.gs.sessions.begin() as session:
-            g = self.gs._gallery(session, gallery, principal)
+        with self.gs.ctx.sessions.begin() as session:
+            g = find_gallery(session, gallery, principal)
             principal.require("admin", g)
             exam = self._exam(session, g, code)
             if not exam.online:
@@ -493,12 +495,12 @@ class ExamService:
             return [_challenge_out(c) for c in rows]
 
     def pending_challenges(
-        self, gallery: str, code: str, student_id: str, now: dt.datetime | None = None, principal: Principal = SYSTEM
+        self, gallery: str, code: str, student_id: str, now: dt.datetime | None = None, *, principal: Principal
     ) -> list[ChallengeOut]:
         """What a student's exam client polls: challenges due now (future ones stay hidden)."""
         now = now or utcnow()
-        with self.gs.sessions() as session:
-            g = self.gs._gallery(session, gallery, principal)
+        with self.gs.ctx.sessions() as session:
+            g = find_gallery(session, gallery, principal)
             principal.require("recognize", g)
             exam = self._exam(session, g, code)
             rows = session.scalars(
@@ -513,7 +515,7 @@ class ExamService:
         """Mark challenges past their deadline as missed: an attendance event and an alert each."""
         now = now or utcnow()
         missed = 0
-        with self.gs.sessions.begin() as session:
+        with self.gs.ctx.sessions.begin() as session:
             for c in session.scalars(select(ReverifyChallenge).where(ReverifyChallenge.status == "pending",
                                                                      ReverifyChallenge.deadline < now)):
                 exam = session.get(ExamSession, c.session_id)
@@ -532,10 +534,10 @@ class ExamService:
         return missed
 
     # -- attendance ---------------------------------------------------------------------------
-    def attendance_rows(self, gallery: str, code: str, principal: Principal = SYSTEM) -> list[dict]:
+    def attendance_rows(self, gallery: str, code: str, *, principal: Principal) -> list[dict]:
         """One row per expected student (and any other who tried): final status and counts."""
-        with self.gs.sessions() as session:
-            g = self.gs._gallery(session, gallery, principal)
+        with self.gs.ctx.sessions() as session:
+            g = find_gallery(session, gallery, principal)
             principal.require("recognize", g)
             exam = self._exam(session, g, code)
             opts = _session_out(exam)
@@ -572,7 +574,7 @@ class ExamService:
             })
         return rows
 
-    def attendance_csv(self, gallery: str, code: str, principal: Principal = SYSTEM) -> str:
+    def attendance_csv(self, gallery: str, code: str, *, principal: Principal) -> str:
         rows = self.attendance_rows(gallery, code, principal=principal)
         buffer = io.StringIO()
         fields = ["student_id", "name", "status", "checked_in_at", "kiosk", "score", "threshold", "attempts",

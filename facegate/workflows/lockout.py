@@ -11,7 +11,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from facegate.errors import LockedOutError, NotFoundError
-from facegate.gallery.service import SYSTEM, GalleryService, Principal
+from facegate.gallery.context import find_gallery
+from facegate.gallery.service import GalleryService
+from facegate.security import Principal
 from facegate.storage.models import FailedAttempt, Gallery, Lockout, as_utc, utcnow
 from facegate.workflows.alerts import AlertCenter
 
@@ -84,18 +86,18 @@ class LockoutGuard:
         return True
 
     # -- admin --------------------------------------------------------------------------------
-    def list_lockouts(self, gallery: str, active_only: bool = True, principal: Principal = SYSTEM) -> list[LockoutOut]:
-        with self.gs.sessions() as session:
-            g = self.gs._gallery(session, gallery, principal)
+    def list_lockouts(self, gallery: str, active_only: bool = True, *, principal: Principal) -> list[LockoutOut]:
+        with self.gs.ctx.sessions() as session:
+            g = find_gallery(session, gallery, principal)
             principal.require("admin", g)
             query = select(Lockout).where(Lockout.gallery_id == g.id)
             if active_only:
                 query = query.where(Lockout.cleared_at.is_(None))
             return [_out(r) for r in session.scalars(query.order_by(Lockout.id.desc()))]
 
-    def clear(self, gallery: str, identity: str, by: str = "admin", principal: Principal = SYSTEM) -> LockoutOut:
-        with self.gs.sessions.begin() as session:
-            g = self.gs._gallery(session, gallery, principal)
+    def clear(self, gallery: str, identity: str, by: str = "admin", *, principal: Principal) -> LockoutOut:
+        with self.gs.ctx.sessions.begin() as session:
+            g = find_gallery(session, gallery, principal)
             principal.require("admin", g)
             lock = self.active(session, g, identity)
             if lock is None:

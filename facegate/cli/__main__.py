@@ -1,0 +1,5 @@
+"""``python -m facegate.cli``: the same as the ``facegate`` command."""
+
+from facegate.cli import app
+
+app()

@@ -1,0 +1,1 @@
+"""Galleries: the one place decisions are made (catalog, enrollment, recognition, thresholds, decision log)."""

@@ -1,0 +1,280 @@
+"""Enrollment: photos, frames or ready faces of one subject become templates, each accepted or
+rejected on its own with a reason; ready-made templates can be bulk-imported."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from facegate.engine import Face, FaceEngine, foreground_faces
+from facegate.errors import ConflictError, FaceGateError, ManyFacesError, ModelMismatchError, NoFaceError, NotFoundError
+from facegate.gallery.context import GalleryContext, find_gallery, gallery_settings, template_count
+from facegate.gallery.decisions import log_decision
+from facegate.gallery.inputs import PhotoInput, ProbeInput, as_probe
+from facegate.gallery.schemas import EnrollItem, EnrollReport, GallerySettings
+from facegate.gallery.thresholds import identify_threshold
+from facegate.security import Principal
+from facegate.storage.models import FaceCrop, FaceTemplate, Gallery, Subject, utcnow
+
+
+def template_row(gallery_id: int, subject_id: int, face: Face, source_sha256: str) -> FaceTemplate:
+    """The stored form of an enrolled face: its template, model tag, quality and source hash."""
+    return FaceTemplate(
+        gallery_id=gallery_id,
+        subject_id=subject_id,
+        model_id=face.template.model_id,
+        model_sha256=face.template.model_sha256,
+        vector=face.template.vector,
+        quality=float(face.quality.score),
+        source_sha256=source_sha256,
+        box=[round(float(v), 1) for v in face.detection.box],
+    )
+
+
+@dataclass
+class _Target:
+    """The subject being enrolled and the rules it is enrolled under."""
+
+    gallery: Gallery
+    subject_id: int
+    engine: FaceEngine
+    policy: GallerySettings
+    face_index: int | None
+
+
+def enroll(
+    ctx: GalleryContext,
+    gallery: str,
+    external_id: str,
+    items: Iterable[ProbeInput],
+    display_name: str | None,
+    attributes: dict | None,
+    create_subject: bool,
+    face_index: int | None,
+    principal: Principal,
+) -> EnrollReport:
+    """Enroll photos, frames or faces of one subject; each is accepted or rejected on its own.
+
+    An item must hold exactly one face unless ``face_index`` picks one (0-based, in the
+    detector's order); it must pass the quality check; the same source twice is skipped; a
+    face that matches another subject is refused (or flagged, per gallery). Each accepted
+    item is committed in its own transaction, so a crash loses at most the one in flight and
+    never leaves half a template.
+    """
+    with ctx.sessions() as session:
+        g = find_gallery(session, gallery, principal)
+        principal.require("enroll", g)
+    engine = ctx.engine_for(g)
+    subject_id, created = get_or_create_subject(ctx, g, external_id, display_name, attributes, create_subject)
+    target = _Target(g, subject_id, engine, gallery_settings(g), face_index)
+    results = [enroll_one(ctx, target, item) for item in items]
+    if any(i.status == "accepted" for i in results):
+        ctx.search.invalidate(g.id)
+    report = EnrollReport(
+        subject=external_id,
+        created_subject=created,
+        accepted=sum(i.status == "accepted" for i in results),
+        rejected=sum(i.status == "rejected" for i in results),
+        skipped=sum(i.status == "skipped" for i in results),
+        items=results,
+    )
+    log_decision(
+        ctx, g.id, "enroll", "accepted" if report.accepted else "rejected", external_id,
+        details={"accepted": report.accepted, "rejected": report.rejected, "skipped": report.skipped},
+    )
+    return report
+
+
+def get_or_create_subject(
+    ctx: GalleryContext, g: Gallery, external_id: str, display_name: str | None, attributes: dict | None, create: bool
+) -> tuple[int, bool]:
+    """The subject's id (updating name and attributes when given), created when allowed; a
+    subject created at the same moment by another request is read back."""
+    for _attempt in range(3):
+        with ctx.sessions.begin() as session:
+            subject = session.scalar(
+                select(Subject).where(Subject.gallery_id == g.id, Subject.external_id == external_id)
+            )
+            if subject is not None:
+                if display_name is not None:
+                    subject.display_name = display_name
+                if attributes is not None:
+                    subject.attributes = attributes
+                return subject.id, False
+            if not create:
+                raise NotFoundError(f"subject {external_id!r} not found in gallery {g.name!r}")
+        try:
+            with ctx.sessions.begin() as session:
+                subject = Subject(
+                    gallery_id=g.id, external_id=external_id, display_name=display_name or "", attributes=attributes or {}
+                )
+                session.add(subject)
+                session.flush()
+                return subject.id, True
+        except IntegrityError:
+            continue  # created concurrently by another request: read it back
+    raise ConflictError(f"could not create subject {external_id!r}; retry")
+
+
+def _rejected(name: str, reason: str, code: str, **extra: object) -> EnrollItem:
+    return EnrollItem(image=name, status="rejected", reason=reason, code=code, **extra)  # type: ignore[arg-type]
+
+
+def enroll_one(ctx: GalleryContext, target: _Target, item: ProbeInput) -> EnrollItem:
+    """One photo, frame or probe through every enrollment rule, stored when it passes them all."""
+    name = item.name
+    try:
+        source = item.to_frame(ctx.image_limits) if isinstance(item, PhotoInput) else item
+    except FaceGateError as exc:
+        return _rejected(name, exc.message, exc.code)
+    refusal = _already_enrolled(ctx, target, name, source.source_sha256)
+    if refusal is not None:
+        return refusal
+    chosen = _choose_face(as_probe(source, target.engine, ctx.image_limits).faces, target.face_index, name)
+    if isinstance(chosen, EnrollItem):
+        return chosen
+    face, background = chosen
+    quality, policy = face.quality, target.policy
+    if not quality.acceptable or quality.score < policy.min_quality:
+        reasons = quality.reasons or [f"quality {quality.score:.2f} under the gallery minimum {policy.min_quality}"]
+        return _rejected(name, "; ".join(reasons), "poor_quality", quality=quality.score)
+    flagged = cross_match(ctx, target.gallery, target.subject_id, face)
+    if flagged and policy.reject_cross_matches:
+        return _rejected(
+            name, f"this face matches another enrolled subject ({flagged[0]}, score {flagged[1]:.3f})",
+            "matches_other_subject", matches_subject=flagged[0], match_score=flagged[1], quality=quality.score,
+        )
+    template_id = _store(ctx, target, face, source.source_sha256)
+    if template_id is None:
+        return EnrollItem(image=name, status="skipped", reason="this photo is already enrolled", code="duplicate")
+    notes = (f"flagged: matches {flagged[0]}" if flagged else "",
+             f"{background} smaller background face(s) ignored" if background else "")
+    return EnrollItem(
+        image=name, status="accepted", template_id=template_id, quality=quality.score,
+        matches_subject=flagged[0] if flagged else None, match_score=flagged[1] if flagged else None,
+        reason="; ".join(part for part in notes if part),
+    )
+
+
+def _already_enrolled(ctx: GalleryContext, target: _Target, name: str, source_hash: str) -> EnrollItem | None:
+    """A skip for a source already enrolled, a refusal for a subject at its template limit."""
+    with ctx.sessions() as session:
+        duplicate = session.scalar(
+            select(FaceTemplate.id).where(
+                FaceTemplate.subject_id == target.subject_id, FaceTemplate.source_sha256 == source_hash
+            )
+        )
+        count = int(
+            session.scalar(select(func.count(FaceTemplate.id)).where(FaceTemplate.subject_id == target.subject_id)) or 0
+        )
+    if duplicate is not None:
+        return EnrollItem(
+            image=name, status="skipped", reason="this photo is already enrolled", code="duplicate", template_id=duplicate
+        )
+    limit = target.policy.max_templates_per_subject
+    if count >= limit:
+        return _rejected(name, f"subject already has {count} templates (gallery limit {limit})", "too_many_templates")
+    return None
+
+
+def _choose_face(faces: list[Face], face_index: int | None, name: str) -> tuple[Face, int] | EnrollItem:
+    """The face to enroll and how many background faces were ignored, or the refusal."""
+    if not faces:
+        return _rejected(name, "no face found; use a photo where the face is clearly visible", NoFaceError.code)
+    if face_index is not None:
+        if not 0 <= face_index < len(faces):
+            return _rejected(name, f"face_index {face_index} is out of range: {len(faces)} face(s) found", "bad_face_index")
+        return faces[face_index], 0
+    foreground, background = foreground_faces(faces)
+    if len(foreground) > 1:
+        return _rejected(
+            name, f"{len(foreground)} faces found; use a photo of one person or pass face_index", ManyFacesError.code
+        )
+    return foreground[0], background
+
+
+def cross_match(ctx: GalleryContext, g: Gallery, subject_id: int, face: Face) -> tuple[str, float] | None:
+    """Another subject this face matches over the gallery's identify threshold: (id, score)."""
+    with ctx.sessions() as session:
+        total = template_count(session, g.id)
+        hits = ctx.search.search(session, g.id, g.model_id, face.template.vector, k=5)[0]
+        others = [h for h in hits if h.subject_id != subject_id]
+        if not others:
+            return None
+        best = others[0]
+        if best.score < identify_threshold(ctx, g, total).threshold:
+            return None
+        other = session.get(Subject, best.subject_id)
+        return (other.external_id if other else "?", best.score)
+
+
+def _store(ctx: GalleryContext, target: _Target, face: Face, source_hash: str) -> int | None:
+    """Commit the template (and its crop when the gallery keeps crops); None for a duplicate
+    committed by a concurrent request."""
+    try:
+        with ctx.sessions.begin() as session:
+            template = template_row(target.gallery.id, target.subject_id, face, source_hash)
+            session.add(template)
+            session.flush()
+            if target.policy.store_crops:
+                bgr = cv2.cvtColor(face.aligned, cv2.COLOR_RGB2BGR)
+                ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 92])
+                if ok:
+                    session.add(FaceCrop(template_id=template.id, jpeg=jpeg.tobytes()))
+            return int(template.id)
+    except IntegrityError:
+        return None
+
+
+def import_templates(
+    ctx: GalleryContext, gallery: str, rows: Sequence[tuple[str, str, np.ndarray]], source: str, principal: Principal
+) -> int:
+    """Bulk-load ready-made templates ``(external_id, display_name, vector)`` in one
+    transaction: for migrating from another system and for benchmarks with large
+    galleries. Vectors must come from the gallery's model; they are L2-normalised here."""
+    with ctx.sessions.begin() as session:
+        g = find_gallery(session, gallery, principal)
+        principal.require("admin", g)
+        dimension = ctx.engines.get(g.model_id, g.detector).recognizer.dimension
+        subject_ids = _ensure_subjects(session, g.id, rows)
+        payload = []
+        for i, (ext, _, vector) in enumerate(rows):
+            v = np.asarray(vector, dtype=np.float32).ravel()
+            if v.shape[0] != dimension:
+                raise ModelMismatchError(f"row {i}: a {v.shape[0]}-d vector cannot join a {g.model_id} gallery")
+            v = v / max(float(np.linalg.norm(v)), 1e-12)
+            payload.append(
+                {"gallery_id": g.id, "subject_id": subject_ids[ext], "model_id": g.model_id,
+                 "model_sha256": g.model_sha256, "vector": v, "quality": 0.0,
+                 "source_sha256": hashlib.sha256(f"{source}:{i}:{v[:4].tobytes().hex()}".encode()).hexdigest(),
+                 "box": []}
+            )
+        for start in range(0, len(payload), 5000):
+            session.execute(insert(FaceTemplate), payload[start : start + 5000])
+        gallery_id = g.id
+    ctx.search.invalidate(gallery_id)
+    return len(rows)
+
+
+def _ensure_subjects(session: Session, gallery_id: int, rows: Sequence[tuple[str, str, np.ndarray]]) -> dict[str, int]:
+    """external id -> subject id for every row, inserting the subjects not there yet."""
+    query = select(Subject.external_id, Subject.id).where(Subject.gallery_id == gallery_id)
+    existing: dict[str, int] = {ext: sid for ext, sid in session.execute(query).all()}
+    names = {ext: name for ext, name, _ in rows}
+    new_ids = sorted(ext for ext in names if ext not in existing)
+    if new_ids:
+        now = utcnow()
+        session.execute(
+            insert(Subject),
+            [{"gallery_id": gallery_id, "external_id": ext, "display_name": names[ext], "attributes": {},
+              "created_at": now, "updated_at": now} for ext in new_ids],
+        )
+        existing = {ext: sid for ext, sid in session.execute(query).all()}
+    return existing

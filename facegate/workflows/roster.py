@@ -1,0 +1,160 @@
+"""Exam rosters: a ``student_id,name,photo`` CSV read into rows (photo cells resolved from a
+folder on disk or from uploaded files), then imported as students with their photos.
+A bad row is reported and skipped; it never stops the import."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from facegate.errors import ConflictError, InvalidRequestError
+from facegate.evaluation.datasets import IMAGE_SUFFIXES
+from facegate.gallery.schemas import SubjectIn, SubjectUpdate
+from facegate.gallery.service import GalleryService, PhotoInput
+from facegate.security import Principal
+
+ROSTER_COLUMNS = ("student_id", "name", "photo")
+
+
+@dataclass
+class RosterRow:
+    line: int
+    student_id: str
+    name: str
+    photos: list[PhotoInput] = field(default_factory=list)
+    error: str = ""
+
+
+class RosterError(BaseModel):
+    line: int
+    student_id: str
+    code: str
+    message: str
+
+
+class RosterReport(BaseModel):
+    rows: int
+    students_created: int
+    students_updated: int
+    photos_accepted: int
+    photos_skipped: int
+    photos_rejected: int
+    errors: list[RosterError]
+
+
+def parse_roster(text: str, resolve: Callable[[str], list[PhotoInput]]) -> list[RosterRow]:
+    """Rows of a ``student_id,name,photo`` CSV; ``resolve`` turns a photo cell (a file or a
+    folder) into photos. A bad row carries its error instead of stopping the import."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    missing = [c for c in ROSTER_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise InvalidRequestError(
+            f"roster CSV lacks the column(s) {', '.join(missing)}; expected header: student_id,name,photo"
+        )
+    rows: list[RosterRow] = []
+    for row in reader:
+        line = reader.line_num
+        student_id = (row.get("student_id") or "").strip()
+        item = RosterRow(line=line, student_id=student_id, name=(row.get("name") or "").strip())
+        photo_cell = (row.get("photo") or "").strip()
+        if not student_id or "/" in student_id:
+            item.error = "student_id is empty or contains '/'"
+        elif not photo_cell:
+            item.error = "no photo given"
+        else:
+            try:
+                item.photos = resolve(photo_cell)
+                if not item.photos:
+                    item.error = f"no photo found at {photo_cell!r}"
+            except (OSError, FileNotFoundError, InvalidRequestError) as exc:
+                item.error = str(exc)
+        rows.append(item)
+    return rows
+
+
+def folder_resolver(base: Path, max_bytes: int) -> Callable[[str], list[PhotoInput]]:
+    """Photo cells as paths relative to the CSV's folder: one file, or every image in a folder."""
+
+    def read(path: Path) -> PhotoInput:
+        if path.stat().st_size > max_bytes:
+            raise InvalidRequestError(f"{path} is over the {max_bytes // (1024 * 1024)} MiB limit")
+        return PhotoInput(name=str(path), data=path.read_bytes())
+
+    def resolve(cell: str) -> list[PhotoInput]:
+        path = (base / cell).resolve()
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | {""})
+            return [read(p) for p in files]
+        if not path.exists():
+            raise InvalidRequestError(f"photo {cell!r} not found (looked at {path})")
+        return [read(path)]
+
+    return resolve
+
+
+def upload_resolver(uploads: list[PhotoInput]) -> Callable[[str], list[PhotoInput]]:
+    """Photo cells naming uploaded files: an exact file name, or a folder prefix ``dir/``."""
+    by_name = {u.name: u for u in uploads}
+
+    def resolve(cell: str) -> list[PhotoInput]:
+        if cell in by_name:
+            return [by_name[cell]]
+        prefix = cell.rstrip("/") + "/"
+        found = [u for name, u in sorted(by_name.items()) if name.startswith(prefix)]
+        if not found:
+            raise InvalidRequestError(f"photo {cell!r} is not among the uploaded files")
+        return found
+
+    return resolve
+
+
+def read_roster_file(path: Path, max_bytes: int) -> list[RosterRow]:
+    """The CLI's way in: a CSV on disk, photo cells relative to its folder."""
+    return parse_roster(path.read_text(encoding="utf-8"), folder_resolver(path.parent, max_bytes))
+
+
+def import_roster(
+    gs: GalleryService,
+    gallery: str,
+    rows: list[RosterRow],
+    progress: Callable[[int], None] | None,
+    principal: Principal,
+) -> RosterReport:
+    """Create or update each student and enroll their photos. A bad row is reported and
+    skipped; a re-import updates names and skips photos already enrolled (same bytes)."""
+    errors: list[RosterError] = []
+    created = updated = accepted = skipped = rejected = 0
+    for row in rows:
+        try:
+            if row.error:
+                errors.append(RosterError(line=row.line, student_id=row.student_id, code="invalid_row", message=row.error))
+                continue
+            try:
+                gs.create_subject(
+                    gallery, SubjectIn(external_id=row.student_id, display_name=row.name, attributes={"role": "student"}),
+                    principal=principal,
+                )
+                created += 1
+            except ConflictError:
+                gs.update_subject(gallery, row.student_id, SubjectUpdate(display_name=row.name), principal=principal)
+                updated += 1
+            report = gs.enroll(gallery, row.student_id, row.photos, create_subject=False, principal=principal)
+            accepted += report.accepted
+            skipped += report.skipped
+            rejected += report.rejected
+            for item in report.items:
+                if item.status == "rejected":
+                    errors.append(RosterError(line=row.line, student_id=row.student_id, code=item.code or "rejected",
+                                              message=f"{item.image}: {item.reason}"))
+        finally:
+            if progress:
+                progress(1)
+    return RosterReport(
+        rows=len(rows), students_created=created, students_updated=updated, photos_accepted=accepted,
+        photos_skipped=skipped, photos_rejected=rejected, errors=errors,
+    )
