@@ -27,7 +27,13 @@ browser:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
 		echo "chromium not installed: the browser tests will skip"; }
 
-test: $(STAMP) browser
+# Static checks first (seconds): style and errors, types, and the floors of the code.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check facegate bench tests
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+test: $(STAMP) browser lint
 	$(PY) -m pytest -q
 
 test-slow: $(STAMP)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+
 from facegate.security import SYSTEM
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,7 +15,6 @@ import json
 import time
 from pathlib import Path
 
-
 from facegate.calibration import calibrate_from_impostors, impostor_scores
 from facegate.engine import FaceEngine
 from facegate.evaluation.datasets import embed_dataset, read_dataset

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from facegate.security import SYSTEM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

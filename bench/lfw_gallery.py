@@ -37,8 +37,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _harness import DEFAULT_LFW, Backends, http_server, load_warning, main_face
+
 from facegate.security import SYSTEM
 
 GALLERY = "lfw"

@@ -54,7 +54,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from _harness import (
     DEFAULT_LFW,
     DEFAULT_NPZ,
@@ -65,6 +64,7 @@ from _harness import (
     load_warning,
     percentiles,
 )
+
 from facegate.security import SYSTEM
 
 GALLERY = "bench"
@@ -197,7 +197,6 @@ def timed_search(service, gallery_id: int, model_id: str, queries: np.ndarray, e
 
 def recall(service, gallery_id: int, model_id: str, lfw: LFW, plan: Plan, sweep: list[int]) -> dict:
     import facegate.storage.vector_index as vi
-
     from facegate.calibration import default_calibration
     from facegate.gallery.context import template_count
     from facegate.gallery.schemas import GallerySettings

@@ -39,10 +39,10 @@ class Settings(BaseSettings):
     # independent branches of a graph at once (parallel execution mode when above 1).
     ort_intra_threads: int = Field(2, ge=1)
     ort_inter_threads: int = Field(1, ge=1)
-    # Detection. The detector's own default threshold: SCRFD's score is a probability (0.65
-    # is what SCRFD used before this setting was read, so the numbers did not move). dlib
-    # HOG's score is an SVM margin on another scale (0 is dlib's own default; the faces of the
-    # test photos score 0.5 to 2.4), so it has its own setting rather than a mapping of this one.
+    # Detection. Each detector's default score threshold (a caller may pass its own): SCRFD's
+    # score is a probability (0.65: what SCRFD used before this setting was read, so no number
+    # moved). dlib HOG's score is an SVM margin on another scale (0 is dlib's own default; the
+    # faces of the test photos score 0.5 to 2.4), so it has its own setting, not a mapping.
     detector: str = "scrfd"
     det_score_threshold: float = Field(0.65, ge=0.0, le=1.0)
     det_dlib_score_threshold: float = Field(0.0, allow_inf_nan=False)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from facegate.security import SYSTEM
 
 BACKENDS = ["sqlite", "postgresql"]

@@ -28,8 +28,8 @@ from sqlalchemy import event
 
 from facegate.config import Settings
 from facegate.gallery.service import GalleryService
-from facegate.storage.models import Gallery, Subject
 from facegate.security import SYSTEM
+from facegate.storage.models import Gallery, Subject
 
 DIM = 512
 RECALL_GOAL = 0.99

@@ -79,7 +79,11 @@ def test_shipped_provider_returns_the_default_calibration():
 def test_registry_provider_returns_what_active_calibration_returns(tmp_path):
     from facegate.calibration import CalibrationProvider
     from facegate.config import Settings
-    from facegate.modelops.registry import RegistryCalibrations, active_calibration, refresh_active_calibration
+    from facegate.modelops.registry import (
+        RegistryCalibrations,
+        active_calibration,
+        refresh_active_calibration,
+    )
 
     settings = Settings(data_dir=tmp_path / "data")
     provider: CalibrationProvider = RegistryCalibrations(settings)

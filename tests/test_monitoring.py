@@ -27,16 +27,16 @@ from facegate.monitoring.drift import (
     DecisionSample,
     DriftWindows,
     compare_windows,
+    gallery_drift,
     ks_test,
     population_stability_index,
     psi_bins,
     psi_noise_limit,
     rate_test,
 )
-from facegate.security import SYSTEM
-from facegate.monitoring.drift import gallery_drift
 from facegate.monitoring.response import respond as respond_to_drift
 from facegate.monitoring.response import revert_action
+from facegate.security import SYSTEM
 from tests.api_fixtures import fresh_database_url, pg_server  # noqa: F401 - pg_server is used by name
 from tests.conftest import datasets_dir, degrade
 

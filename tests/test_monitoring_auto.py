@@ -1,5 +1,3 @@
-from facegate.monitoring.response import revert_action
-from facegate.security import SYSTEM
 """The automatic response as the server's worker runs it: a gallery whose recent probes drift
 (darkened, blurred) gets a recorded, reversible recalibration without anyone asking; a second
 pass inside the cooldown leaves it alone."""
@@ -8,6 +6,8 @@ from __future__ import annotations
 
 import time
 
+from facegate.monitoring.response import revert_action
+from facegate.security import SYSTEM
 from tests.conftest import datasets_dir, degrade, enroll_lfw_people, verify_lfw_probes
 
 PEOPLE = 40
@@ -58,7 +58,7 @@ def test_auto_respond_acts_on_drift_then_cools_down(tmp_path):
         assert isinstance(second["site"], str) and second["site"].startswith("cooling down")
         from facegate.monitoring.response import list_actions
 
-        recorded = list_actions(service, "site")
+        recorded = list_actions(service, "site", principal=SYSTEM)
         assert [a.id for a in recorded] == sorted((a.id for a in report.actions), reverse=True)
         for action in report.actions:
             assert revert_action(service, action.id, principal=SYSTEM)

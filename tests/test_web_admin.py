@@ -11,7 +11,6 @@ import pytest
 
 from tests.api_fixtures import ServerThread
 from tests.conftest import datasets_dir, degrade, enroll_lfw_people, verify_lfw_probes
-from facegate.security import SYSTEM
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -36,8 +35,8 @@ def site(tmp_path_factory):
     an access alert and a locked identity."""
     from facegate.api import create_app
     from facegate.config import Settings
-    from facegate.gallery.schemas import GallerySettings
     from facegate.gallery.context import find_gallery
+    from facegate.gallery.schemas import GallerySettings
     from facegate.gallery.service import SYSTEM, GalleryService, PhotoInput
     from facegate.workflows import Workflows
 
@@ -50,7 +49,8 @@ def site(tmp_path_factory):
     verify_lfw_probes(service, "campus", enrolled, transform=degrade)
     wf = Workflows(service)
     stranger = sorted((lfw / "Zhang_Ziyi").iterdir())[0]  # never enrolled: name order stops far earlier
-    wf.access.check("campus", PhotoInput(stranger.name, stranger.read_bytes()), right="lab:enter")
+    wf.access.check("campus", PhotoInput(stranger.name, stranger.read_bytes()), right="lab:enter",
+                    principal=SYSTEM)
     with service.ctx.sessions.begin() as session:
         g = find_gallery(session, "campus", SYSTEM)
         wf.lockout.record_failure(session, g, "S-locked", "rejected")

@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import jwt
 import pytest
 
+from facegate.security import SYSTEM
 from tests.api_fixtures import (  # noqa: F401 - fixtures are used by name
     ServerThread,
     backend,
@@ -25,7 +26,6 @@ from tests.api_fixtures import (  # noqa: F401 - fixtures are used by name
     pg_server,
 )
 from tests.conftest import datasets_dir
-from facegate.security import SYSTEM
 
 NOW = dt.datetime.now(dt.timezone.utc)
 
@@ -404,8 +404,8 @@ def test_face_only_failure_counts_toward_an_account_only_for_a_near_miss(tmp_pat
     """The rule behind the lockout of face-only logins, at scores either side of the near-miss
     threshold (the identify threshold at the gallery's ``login_near_miss_fpir``)."""
     from facegate.config import Settings
-    from facegate.gallery.schemas import Candidate, DetectedFace, GallerySettings, IdentifiedFace
     from facegate.gallery.context import find_gallery
+    from facegate.gallery.schemas import Candidate, DetectedFace, GallerySettings, IdentifiedFace
     from facegate.gallery.service import SYSTEM, GalleryService
     from facegate.gallery.thresholds import identify_threshold
     from facegate.workflows import Workflows
@@ -489,7 +489,7 @@ def test_admission_is_unique_across_processes(backend, request, tmp_path):
         name, enrolled, probe = STUDENTS["S002"]
         assert service.enroll("race", "S002", [PhotoInput("a.jpg", lfw_bytes(name, enrolled))], principal=SYSTEM).accepted == 1
         wf.exams.create_session("race", ExamSessionIn(code="R1", course="C", starts_at=NOW - dt.timedelta(minutes=1),
-                                                      ends_at=NOW + dt.timedelta(hours=1)))
+                                                      ends_at=NOW + dt.timedelta(hours=1)), principal=SYSTEM)
         competed = []
 
         def admit_elsewhere(session, flush_context, instances):
@@ -504,7 +504,8 @@ def test_admission_is_unique_across_processes(backend, request, tmp_path):
 
         event.listen(service.ctx.sessions, "before_flush", admit_elsewhere)
         try:
-            result = wf.exams.checkin("race", "R1", "S002", PhotoInput("live.jpg", lfw_bytes(name, probe)), kiosk="here")
+            result = wf.exams.checkin("race", "R1", "S002", PhotoInput("live.jpg", lfw_bytes(name, probe)), kiosk="here",
+                                      principal=SYSTEM)
         finally:
             event.remove(service.ctx.sessions, "before_flush", admit_elsewhere)
         assert competed == [True]

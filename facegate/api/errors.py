@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from facegate import errors as e
@@ -47,7 +50,7 @@ def problem(request: Request, status: int, code: str, title: str, detail: str, *
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
-def validation_problem(request: Request, errors: list) -> JSONResponse:
+def validation_problem(request: Request, errors: Sequence[Any]) -> JSONResponse:
     """422 with one entry per invalid field."""
     issues = [{"field": ".".join(str(p) for p in err.get("loc", [])), "message": err.get("msg", "")} for err in errors]
     detail = "; ".join(f"{i['field']}: {i['message']}" for i in issues)
@@ -58,8 +61,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(e.FaceGateError)
     async def facegate_error(request: Request, exc: e.FaceGateError) -> JSONResponse:
         status = status_for(exc)
-        headers_extra = {}
-        response = problem(request, status, exc.code, type(exc).__name__, exc.message, **headers_extra)
+        response = problem(request, status, exc.code, type(exc).__name__, exc.message)
         if status == 401:
             response.headers["WWW-Authenticate"] = "ApiKey"
         return response

@@ -14,7 +14,13 @@ from pydantic import BaseModel, Field, ValidationError
 from facegate.api.deps import PrincipalDep, ServiceDep
 from facegate.errors import InvalidRequestError
 from facegate.monitoring.drift import DriftReport, DriftWindows, drift_limits, gallery_drift
-from facegate.monitoring.response import OpsActionOut, ResponsePolicy, ResponseReport, list_actions, revert_action
+from facegate.monitoring.response import (
+    OpsActionOut,
+    ResponsePolicy,
+    ResponseReport,
+    list_actions,
+    revert_action,
+)
 from facegate.monitoring.response import respond as respond_to_drift
 
 router = APIRouter(prefix="/api/v1", tags=["monitoring"])

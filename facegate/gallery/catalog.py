@@ -10,9 +10,23 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from facegate.errors import ConflictError, InvalidRequestError, NotFoundError, PermissionDeniedError
-from facegate.gallery.context import GalleryContext, find_gallery, find_subject, gallery_settings, template_count
+from facegate.gallery.context import (
+    GalleryContext,
+    find_gallery,
+    find_subject,
+    gallery_settings,
+    template_count,
+)
 from facegate.gallery.paging import clamp_limit, oldest_first, page_of
-from facegate.gallery.schemas import FaceOut, GalleryOut, GallerySettings, Page, SubjectIn, SubjectOut, SubjectUpdate
+from facegate.gallery.schemas import (
+    FaceOut,
+    GalleryOut,
+    GallerySettings,
+    Page,
+    SubjectIn,
+    SubjectOut,
+    SubjectUpdate,
+)
 from facegate.gallery.thresholds import calibration_shown
 from facegate.security import Principal, authorize, caller
 from facegate.storage.models import FaceCrop, FaceTemplate, Gallery, Subject

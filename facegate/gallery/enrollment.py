@@ -14,7 +14,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from facegate.engine import Face, FaceEngine, foreground_faces
-from facegate.errors import ConflictError, FaceGateError, ManyFacesError, ModelMismatchError, NoFaceError, NotFoundError
+from facegate.errors import (
+    ConflictError,
+    FaceGateError,
+    ManyFacesError,
+    ModelMismatchError,
+    NoFaceError,
+    NotFoundError,
+)
 from facegate.gallery.context import GalleryContext, find_gallery, gallery_settings, template_count
 from facegate.gallery.decisions import log_decision
 from facegate.gallery.inputs import PhotoInput, ProbeInput, as_probe
@@ -124,7 +131,7 @@ def get_or_create_subject(
 
 
 def _rejected(name: str, reason: str, code: str, **extra: object) -> EnrollItem:
-    return EnrollItem(image=name, status="rejected", reason=reason, code=code, **extra)  # type: ignore[arg-type]
+    return EnrollItem(image=name, status="rejected", reason=reason, code=code, **extra)
 
 
 def enroll_one(ctx: GalleryContext, target: _Target, item: ProbeInput) -> EnrollItem:

@@ -17,12 +17,11 @@ from typing import Callable
 
 from sqlalchemy import func, select
 
+from facegate.gallery.service import GalleryService
 from facegate.monitoring.drift import DriftWindows
 from facegate.monitoring.response import ResponsePolicy, ResponseReport, respond
 from facegate.security import SYSTEM
 from facegate.storage.models import Gallery, OpsAction, as_utc, utcnow
-
-from facegate.gallery.service import GalleryService
 
 log = logging.getLogger(__name__)
 
@@ -72,5 +71,5 @@ def periodic(interval_s: float, job: Callable[[], object], name: str | None = No
             state["next"] = time.monotonic() + interval_s
             job()
 
-    tick.__name__ = name or getattr(job, "__name__", "periodic")
+    tick.__name__ = name or str(getattr(job, "__name__", "periodic"))
     return tick

@@ -290,11 +290,11 @@ def load_windows(
     columns = (Decision.id, Decision.kind, Decision.outcome, Decision.score, Decision.quality,
                Decision.brightness, Decision.face_size, Decision.created_at)
     base = select(*columns).where(Decision.gallery_id == gallery_id, Decision.kind.in_(RECOGNITION_KINDS))
-    if windows.by_count:
-        total = int(windows.recent_last) + int(windows.reference_last)
+    if windows.recent_last is not None and windows.reference_last is not None:  # by count
+        total = windows.recent_last + windows.reference_last
         rows = [DecisionSample(*r) for r in session.execute(base.order_by(Decision.id.desc()).limit(total)).all()]
         rows.reverse()
-        split = max(len(rows) - int(windows.recent_last), 0)
+        split = max(len(rows) - windows.recent_last, 0)
         reference, recent = rows[:split], rows[split:]
         ref_label, new_label = f"{windows.reference_last} decisions before", f"last {windows.recent_last} decisions"
         ref_span = (reference[0].created_at, reference[-1].created_at) if reference else (None, None)
@@ -307,8 +307,9 @@ def load_windows(
             DecisionSample(*r)
             for r in session.execute(base.where(Decision.created_at >= start).order_by(Decision.id)).all()
         ]
-        reference = [s for s in rows if as_utc(s.created_at) < cut]
-        recent = [s for s in rows if as_utc(s.created_at) >= cut]
+        stamped = [(s, as_utc(s.created_at)) for s in rows if s.created_at is not None]  # a NOT NULL column
+        reference = [s for s, at in stamped if at < cut]
+        recent = [s for s, at in stamped if at >= cut]
         ref_label, new_label = f"{windows.reference_days:g} days before", f"last {windows.recent_days:g} days"
         ref_span, new_span = (start, cut), (cut, now)
 

@@ -12,6 +12,7 @@ enroll passes, so the counts match the decision log exactly.
 from __future__ import annotations
 
 import time
+from collections.abc import MutableMapping
 from typing import Any, Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -96,7 +97,7 @@ class FaceGateMetrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
-def route_template(scope: dict[str, Any]) -> str:
+def route_template(scope: MutableMapping[str, Any]) -> str:
     """The matched route's path template (``/api/v1/galleries/{gallery}``), never the raw path,
     so label cardinality stays bounded; requests that matched no route share one label."""
     route = scope.get("route")

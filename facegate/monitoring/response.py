@@ -40,12 +40,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import delete, func, select
 
 from facegate.errors import ConflictError, NotFoundError
-from facegate.monitoring.drift import DriftLimits, DriftReport, DriftWindows, gallery_drift
-from facegate.storage.models import Decision, FaceTemplate, Gallery, OpsAction, Subject, utcnow
-
 from facegate.gallery.context import find_gallery
 from facegate.gallery.service import GalleryService
+from facegate.monitoring.drift import DriftLimits, DriftReport, DriftWindows, gallery_drift
 from facegate.security import Principal
+from facegate.storage.models import Decision, FaceTemplate, Gallery, OpsAction, Subject, utcnow
 
 REFRESH_PREFIX = "probe:"
 KIND_RECALIBRATE = "recalibrate"
@@ -167,7 +166,7 @@ def plan_recalibration(service: GalleryService, g: Gallery, probes: list[Decisio
         return plan, None
     impostors, probe_labels, template_labels, genuine = [], [], [], []
     for d in usable:
-        own = by_name[d.subject_external_id]
+        own = by_name[d.subject_external_id or ""]  # usable probes name an enrolled subject
         scores = vectors @ np.asarray(d.probe, np.float32)
         other = owners != own
         impostors.append(scores[other])
@@ -233,21 +232,21 @@ def plan_refresh(service: GalleryService, g: Gallery, probes: list[Decision], po
             newest_used[subject_id] = max(used)
     chosen: dict[int, list[Decision]] = defaultdict(list)
     for d in sorted(probes, key=lambda d: -d.id):  # newest first
-        subject_id = names.get(d.subject_external_id or "")
-        if subject_id is None:
+        owner = names.get(d.subject_external_id or "")
+        if owner is None:
             skipped["subject_gone"] += 1
         elif d.quality is None or d.quality < policy.refresh_min_quality:
             skipped["low_quality"] += 1
         elif d.score is None or d.threshold is None or d.score < d.threshold + policy.refresh_score_margin:
             skipped["small_margin"] += 1
-        elif any(source == f"{REFRESH_PREFIX}{d.id}" for _, source in per_subject[subject_id]):
+        elif any(source == f"{REFRESH_PREFIX}{d.id}" for _, source in per_subject[owner]):
             skipped["already_added"] += 1
-        elif d.id < newest_used.get(subject_id, -1):
+        elif d.id < newest_used.get(owner, -1):
             skipped["older_than_refresh"] += 1
-        elif len(chosen[subject_id]) >= policy.max_refresh_per_subject:
+        elif len(chosen[owner]) >= policy.max_refresh_per_subject:
             skipped["subject_cap"] += 1
         else:
-            chosen[subject_id].append(d)
+            chosen[owner].append(d)
     for subject_id, decisions in chosen.items():
         current = per_subject[subject_id]
         refresh = [tid for tid, source in current if source.startswith(REFRESH_PREFIX)]  # oldest first
@@ -259,9 +258,9 @@ def plan_refresh(service: GalleryService, g: Gallery, probes: list[Decision], po
         decisions = decisions[:room]
         over = len(refresh) + len(decisions) - room
         plan.replace_template_ids.extend(refresh[: max(over, 0)])
-        for d in decisions:
-            plan.add.append(RefreshItem(subject=d.subject_external_id, decision_id=d.id, score=float(d.score),
-                                        threshold=float(d.threshold), quality=float(d.quality)))
+        for d in decisions:  # verified matches: each has a score, a threshold and a quality
+            plan.add.append(RefreshItem(subject=d.subject_external_id, decision_id=d.id, score=float(d.score or 0.0),
+                                        threshold=float(d.threshold or 0.0), quality=float(d.quality or 0.0)))
     plan.skipped = dict(skipped)
     return plan
 
@@ -377,7 +376,7 @@ def respond(
         out.refresh = plan_refresh(service, g, probes, policy)
     if apply:
         out.applied = True
-        if result is not None:
+        if result is not None and out.recalibration is not None:
             out.actions.append(_action_out(apply_recalibration(service, g, out.recalibration, result, trigger), gallery))
         if out.refresh is not None:
             action = apply_refresh(service, g, out.refresh, trigger)
@@ -418,6 +417,8 @@ def revert_action(service: GalleryService, action_id: int, *, principal: Princip
         raise ConflictError(f"monitoring action {action_id} ({kind}) cannot be reverted")
     with service.ctx.sessions.begin() as session:
         row = session.get(OpsAction, action_id)
+        if row is None:  # deleted with its gallery while the revert ran
+            raise NotFoundError(f"monitoring action {action_id} not found")
         row.reverted_at = utcnow()
         row.details = {**(row.details or {}), "revert": outcome}
     return {"action": action_id, "kind": kind, **outcome}
@@ -465,7 +466,12 @@ def _revert_refresh(service: GalleryService, action_id: int, details: dict) -> d
 
 def _revert_recalibration(service: GalleryService, details: dict) -> dict:
     from facegate.modelops import tracking
-    from facegate.modelops.registry import PRODUCTION_ALIAS, promote_calibration, refresh_active_calibration, registered_model_name
+    from facegate.modelops.registry import (
+        PRODUCTION_ALIAS,
+        promote_calibration,
+        refresh_active_calibration,
+        registered_model_name,
+    )
 
     model_id, version = details["model_id"], details["version"]
     if not details.get("promoted"):

@@ -7,7 +7,7 @@ PostgreSQL (see :class:`VectorType`), so the same models serve both backends.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 from sqlalchemy import (
@@ -32,6 +32,10 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+@overload
+def as_utc(value: dt.datetime) -> dt.datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
 def as_utc(value: dt.datetime | None) -> dt.datetime | None:
     """A stored time as an aware UTC datetime: SQLite hands them back naive (written in UTC)."""
     if value is not None and value.tzinfo is None:

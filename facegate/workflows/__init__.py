@@ -3,6 +3,8 @@ attendance and alerts, self-service enrollment with face login, and team access 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from facegate.gallery.service import GalleryService
 from facegate.workflows.access import AccessService
 from facegate.workflows.accounts import AccountService
@@ -27,11 +29,11 @@ class Workflows:
         the automatic response to drift every ``auto_respond_interval_s``."""
         from facegate.monitoring.auto import auto_respond, periodic
 
-        jobs = [self.alerts.deliver_due, self.exams.sweep_missed]
+        jobs: list[Callable[[], object]] = [self.alerts.deliver_due, self.exams.sweep_missed]
         every = self.gallery.settings.auto_respond_interval_s
         if every > 0:
             jobs.append(periodic(every, lambda: auto_respond(self.gallery), name="auto_respond"))
         return BackgroundWorker(jobs, interval_s=interval_s)
 
 
-__all__ = ["Workflows", "AlertCenter", "LockoutGuard", "ExamService", "AccountService", "AccessService"]
+__all__ = ["AccessService", "AccountService", "AlertCenter", "ExamService", "LockoutGuard", "Workflows"]

@@ -8,8 +8,8 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from facegate.errors import NoFaceError
-from facegate.gallery.schemas import SubjectIn, SubjectOut, SubjectUpdate
 from facegate.gallery.context import find_gallery
+from facegate.gallery.schemas import SubjectIn, SubjectOut, SubjectUpdate
 from facegate.gallery.service import GalleryService, PhotoInput
 from facegate.security import SYSTEM, Principal
 from facegate.workflows.alerts import AlertCenter
@@ -86,7 +86,7 @@ class AccessService:
             raise NoFaceError("no face found in the photo; the person must face the camera")
         threshold = result.threshold.threshold
         rights: list[str] = []
-        if face.decision == "match":
+        if face.decision == "match" and face.subject is not None:
             rights = list(self.gs.get_subject(gallery, face.subject, principal=SYSTEM).attributes.get("rights", []))
             granted = holds(rights, right)
             reason = "granted" if granted else f"{face.subject} lacks the right {right or '(any)'}"

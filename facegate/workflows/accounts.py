@@ -25,11 +25,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from facegate.config import Settings
-from facegate.errors import AuthenticationError, ConflictError, InvalidRequestError, NoFaceError
-from facegate.gallery.schemas import EnrollItem, IdentifiedFace, SubjectIn
+from facegate.errors import (
+    AuthenticationError,
+    ConflictError,
+    InvalidRequestError,
+    NoFaceError,
+    NotFoundError,
+)
 from facegate.gallery.context import find_gallery
-from facegate.gallery.thresholds import identify_threshold
+from facegate.gallery.schemas import EnrollItem, IdentifiedFace, SubjectIn
 from facegate.gallery.service import GalleryService, PhotoInput
+from facegate.gallery.thresholds import identify_threshold
 from facegate.security import SYSTEM, Principal
 from facegate.storage.models import Account, Gallery, Subject, utcnow
 from facegate.workflows.alerts import AlertCenter
@@ -133,6 +139,8 @@ class AccountService:
             consent_at = utcnow()
             with self.gs.ctx.sessions.begin() as session:
                 subject = session.scalar(select(Subject).where(Subject.gallery_id == g.id, Subject.external_id == subject_id))
+                if subject is None:  # erased by someone else since it was created above
+                    raise NotFoundError(f"subject {subject_id!r} was deleted during the registration")
                 session.add(Account(
                     gallery_id=g.id, subject_id=subject.id, username=data.username,
                     password_hash=_hasher.hash(data.password), consent_text=data.consent_text, consent_at=consent_at,
@@ -161,7 +169,7 @@ class AccountService:
             raise AuthenticationError("session token expired; log in again") from None
         except jwt.InvalidTokenError:
             raise AuthenticationError("invalid session token") from None
-        ts = lambda v: dt.datetime.fromtimestamp(v, dt.timezone.utc)  # noqa: E731
+        ts = lambda v: dt.datetime.fromtimestamp(v, dt.UTC)
         return TokenClaims(username=c["sub"], gallery=c["gal"], method=c["amr"], issued_at=ts(c["iat"]),
                            expires_at=ts(c["exp"]), token_id=c["jti"])
 
@@ -193,11 +201,13 @@ class AccountService:
         near = identify_threshold(self.gs.ctx, gallery, templates, fpir=rate)
         return top.subject[len(USER_PREFIX):] if top.score >= near.threshold else None
 
-    def _succeed(self, gallery: str, g_id: int, username: str, method: str, score: float, threshold: float,
-                 decision_id: int) -> LoginResult:
+    def _succeed(self, gallery: str, g_id: int, username: str, method: str, score: float | None,
+                 threshold: float, decision_id: int) -> LoginResult:
         token, expires = self._issue(gallery, username, method)
         with self.gs.ctx.sessions.begin() as session:
             account = session.scalar(select(Account).where(Account.gallery_id == g_id, Account.username == username))
+            if account is None:  # erased (with its subject) while the face was being checked
+                raise AuthenticationError(f"account {username!r} no longer exists")
             account.last_login_at = utcnow()
         return LoginResult(authenticated=True, username=username, method=method, token=token, expires_at=expires,
                            score=score, threshold=threshold, decision_id=decision_id)
@@ -218,7 +228,7 @@ class AccountService:
         face = result.main_face()
         if face is None:
             raise NoFaceError("no face found in the photo; face the camera")
-        if face.decision != "match" or not face.subject.startswith(USER_PREFIX):
+        if face.decision != "match" or face.subject is None or not face.subject.startswith(USER_PREFIX):
             # The answer never names the nearest account (an unknown face is unknown); the
             # failure counts toward it only for a near miss (see ``_near_miss``).
             return self._fail(gallery, None, "face not recognised", result.decision_id, "face",
@@ -246,7 +256,7 @@ class AccountService:
                 password_ok = False
         else:
             _hasher.hash(password)  # same cost whether or not the username exists
-        if not password_ok:
+        if account is None or not password_ok:
             return self._fail(gallery, username, "wrong username or password", None, method)
         verify = self.gs.verify(gallery, USER_PREFIX + username, photo, request_id=request_id, principal=principal)
         if not verify.match:
@@ -254,5 +264,7 @@ class AccountService:
                               score=verify.score, threshold=verify.threshold.threshold)
         if _hasher.check_needs_rehash(account.password_hash):
             with self.gs.ctx.sessions.begin() as session:
-                session.get(Account, account.id).password_hash = _hasher.hash(password)
+                stored = session.get(Account, account.id)
+                if stored is not None:  # an account erased meanwhile has no hash to upgrade
+                    stored.password_hash = _hasher.hash(password)
         return self._succeed(gallery, g.id, username, method, verify.score, verify.threshold.threshold, verify.decision_id)

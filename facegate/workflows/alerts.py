@@ -18,19 +18,20 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, cast
 
 import httpx
 from pydantic import BaseModel
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from facegate.gallery.context import find_gallery
 from facegate.gallery.paging import newest_first, page_of
+from facegate.gallery.schemas import Page
 from facegate.gallery.service import GalleryService
 from facegate.security import Principal
-from facegate.gallery.schemas import Page
 from facegate.storage.models import Alert, Gallery, utcnow
 
 log = logging.getLogger(__name__)
@@ -206,11 +207,13 @@ class AlertCenter:
                 .limit(limit)
             ).all()
             for alert_id, seen in due:
-                result = session.execute(
+                # An UPDATE answers a CursorResult (it has the rowcount); Session.execute is
+                # typed to return the plain Result whatever the statement.
+                result = cast("CursorResult[Any]", session.execute(
                     update(Alert)
                     .where(Alert.id == alert_id, Alert.next_attempt_at == seen, Alert.delivery_status == "pending")
                     .values(next_attempt_at=now + dt.timedelta(seconds=CLAIM_LEASE_S))
-                )
+                ))
                 if result.rowcount == 1:
                     claimed.append(alert_id)
         return claimed

@@ -11,8 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from facegate.storage.models import Alert, AttendanceEvent, Subject
-from facegate.workflows.timeutil import aware
+from facegate.storage.models import Alert, AttendanceEvent, Subject, as_utc
 
 ATTENDANCE_FIELDS = [
     "student_id", "name", "status", "checked_in_at", "kiosk", "score", "threshold", "attempts",
@@ -60,7 +59,7 @@ def student_row(student_id: str, name: str, events: Sequence[AttendanceEvent], a
         "student_id": student_id,
         "name": name,
         "status": "present" if present else (last.status if last else "absent"),
-        "checked_in_at": aware(final.created_at).isoformat(timespec="seconds") if final else "",
+        "checked_in_at": as_utc(final.created_at).isoformat(timespec="seconds") if final else "",
         "kiosk": final.kiosk if final else "",
         "score": f"{final.score:.4f}" if final and final.score is not None else "",
         "threshold": f"{final.threshold:.4f}" if final and final.threshold is not None else "",

@@ -74,7 +74,7 @@ class LockoutGuard:
                 FailedAttempt.identity == identity,
                 FailedAttempt.created_at > since,
             )
-        )
+        ) or 0  # COUNT always answers one row; the scalar is typed Optional all the same
         if failures < policy.lockout_failures or self.active(session, gallery, identity) is not None:
             return False
         reason_text = f"{failures} failed verifications within {policy.lockout_minutes:g} minutes (last: {reason})"
