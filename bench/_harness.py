@@ -17,6 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
+from facegate.modelops.registry import RegistryCalibrations
 from facegate.security import SYSTEM
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,7 +122,8 @@ class Backends:
             raise ValueError(f"unknown backend {backend!r}: sqlite or postgresql")
         # The benchmarks time the usearch build inside the first search: build it there.
         settings.setdefault("ann_build_in_background", False)
-        service = GalleryService(Settings(data_dir=data_dir, database_url=url, **settings), migrate=True)
+        configured = Settings(data_dir=data_dir, database_url=url, **settings)
+        service = GalleryService(configured, migrate=True, calibrations=RegistryCalibrations(configured))
         self._services.append(service)
         return service
 

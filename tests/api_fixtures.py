@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from facegate.modelops.registry import RegistryCalibrations
 from facegate.security import SYSTEM
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -156,9 +157,8 @@ def live_api(backend, request, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp(f"api_{backend}")
     url = fresh_database_url(backend, tmp, request, prefix="facegate_api")
-    service = GalleryService(
-        settings=Settings(data_dir=tmp / "data", database_url=url, max_upload_bytes=UPLOAD_LIMIT), migrate=True
-    )
+    settings = Settings(data_dir=tmp / "data", database_url=url, max_upload_bytes=UPLOAD_LIMIT)
+    service = GalleryService(settings, migrate=True, calibrations=RegistryCalibrations(settings))  # as the server
     admin = service.create_api_key("admin", ["admin"], principal=SYSTEM)
     runner = ServerThread(create_app(service))
     runner.start()

@@ -84,7 +84,8 @@ def test_calibrate_register_and_service_follows_production(tmp_path: Path, orl_c
     assert job2.version == 2
     v2 = registry.load_version("arcface", 2, settings)
 
-    service = GalleryService(settings=Settings(data_dir=tmp_path / "data", calibration_cache_ttl_s=0.5), migrate=True)
+    service_settings = Settings(data_dir=tmp_path / "data", calibration_cache_ttl_s=0.5)
+    service = GalleryService(service_settings, migrate=True, calibrations=registry.RegistryCalibrations(service_settings))
     try:
         service.create_gallery("lab", principal=SYSTEM)
         lfw = datasets_dir("lfw") / "Naoto_Kan"

@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import select
 
 from facegate.errors import ConflictError, FaceGateError
+from facegate.modelops.registry import RegistryCalibrations
 from facegate.monitoring.drift import (
     DecisionSample,
     DriftWindows,
@@ -163,7 +164,8 @@ def real(request, tmp_path_factory):
     root, people = _lfw_people(PEOPLE)
     tmp = tmp_path_factory.mktemp(f"monitoring_{request.param}")
     url = fresh_database_url(request.param, tmp, request, prefix="facegate_monitoring")
-    service = GalleryService(settings=Settings(data_dir=tmp / "data", database_url=url), migrate=True)
+    settings = Settings(data_dir=tmp / "data", database_url=url)
+    service = GalleryService(settings, migrate=True, calibrations=RegistryCalibrations(settings))  # as the server
     service.create_gallery("site", principal=SYSTEM)
     started = time.perf_counter()
     enrolled: list[tuple[str, list[str]]] = []
@@ -269,8 +271,8 @@ def test_refresh_adds_verified_probes_respects_cap_and_reverts(real):
 
     # 1. Recent window = the dark, blurred probes: drift triggers the response, but none of
     #    those probes is good enough to become a template.
-    dark = respond_to_drift(service, 
-        "site", DriftWindows(reference_last=WINDOW, recent_last=WINDOW),
+    dark = respond_to_drift(
+        service, "site", DriftWindows(reference_last=WINDOW, recent_last=WINDOW),
         ResponsePolicy(recalibrate=False), apply=True, principal=SYSTEM
     )
     assert dark.triggered and any(r.startswith("brightness") for r in dark.reasons)
@@ -370,8 +372,8 @@ def test_recalibration_registers_version_and_revert_restores_production(real):
     # With a gallery FAR the sample resolves (1e-2) and --promote, the version becomes production...
     service.update_gallery_settings("site", {"verify_far": 1e-2}, principal=SYSTEM)
     try:
-        promoted = respond_to_drift(service, 
-            "site", windows, ResponsePolicy(force=True, refresh=False, promote=True), apply=True, principal=SYSTEM)
+        promoted = respond_to_drift(
+            service, "site", windows, ResponsePolicy(force=True, refresh=False, promote=True), apply=True, principal=SYSTEM)
         assert promoted.recalibration.resolvable and promoted.recalibration.promote
         version = promoted.recalibration.version
         assert version == 2

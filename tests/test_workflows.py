@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import jwt
 import pytest
 
+from facegate.modelops.registry import RegistryCalibrations
 from facegate.security import SYSTEM
 from tests.api_fixtures import (  # noqa: F401 - fixtures are used by name
     ServerThread,
@@ -98,7 +99,8 @@ def server(backend, request, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp(f"workflows_{backend}")
     url = fresh_database_url(backend, tmp, request, prefix="facegate_wf")
-    service = GalleryService(settings=Settings(data_dir=tmp / "data", database_url=url), migrate=True)
+    settings = Settings(data_dir=tmp / "data", database_url=url)
+    service = GalleryService(settings, migrate=True, calibrations=RegistryCalibrations(settings))  # as the server
     admin = service.create_api_key("admin", ["admin"], principal=SYSTEM)
     app = create_app(service)
     runner = ServerThread(app, lifespan="on")

@@ -26,6 +26,7 @@ STATUS = {
     e.FaceError: 422,
     e.InvalidRequestError: 400,
     e.ModelError: 500,
+    e.ConfigurationError: 500,
 }
 
 
