@@ -388,7 +388,7 @@ def test_usearch_file_from_another_database_is_rebuilt(tmp_path, request):
     probes = new.vectors[::97]
     ann = search(second, gallery_id, probes)
     exact = search(second, gallery_id, probes, exact=True)
-    assert second.search._caches[gallery_id].ann is not None
+    assert second.ctx.search._caches[gallery_id].ann is not None
     for a, e in zip(ann, exact):
         # The probe is itself in the gallery: an index rebuilt for this database finds it (or
         # a same-subject near-duplicate) at ~1.0; one inherited from the other database would not.
@@ -403,7 +403,7 @@ def test_usearch_sees_templates_imported_by_another_service_instance(tmp_path, r
     data = structured(300, 4, seed=6, enrolled_queries=10, strangers=0)
     gallery_id = load_gallery(reader, "g", data)
     search(reader, gallery_id, data.queries[:1])
-    assert reader.search._caches[gallery_id].ann is not None
+    assert reader.ctx.search._caches[gallery_id].ann is not None
 
     writer = make_service("sqlite", tmp_path / "other_data", request, database_url=url, **SMALL)
     rng = np.random.default_rng(11)

@@ -237,7 +237,7 @@ def test_real_darkened_blurred_window_fires(real):
     # The stored probe columns are what the report used.
     from facegate.storage.models import Decision
 
-    with real["service"].sessions() as session:
+    with real["service"].ctx.sessions() as session:
         rows = session.scalars(select(Decision).where(Decision.id >= report.recent.first_decision_id)).all()
     with_face = [d for d in rows if d.outcome != "no_face"]
     assert with_face and all(d.probe is not None and d.probe.shape == (512,) for d in with_face)

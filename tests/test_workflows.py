@@ -263,7 +263,7 @@ def test_online_exam_reverification(http, server):
 
     from facegate.storage.models import ReverifyChallenge
 
-    with server["service"].sessions() as s:
+    with server["service"].ctx.sessions() as s:
         scheduled = list(s.scalars(select(ReverifyChallenge)))
     assert len(scheduled) == 4 and all(c.status == "pending" for c in scheduled)
     assert http.get(f"/galleries/{g}/exam-sessions/ONLINE-1/students/S002/challenges").json() == []
@@ -354,7 +354,7 @@ def test_self_service_registration_and_face_login(http, server):
 
     from facegate.storage.models import Account
 
-    with server["service"].sessions() as s:
+    with server["service"].ctx.sessions() as s:
         account = s.scalar(select(Account).where(Account.username == "tblair"))
     assert account.password_hash.startswith("$argon2id$") and "correct horse" not in account.password_hash
     assert account.consent_at is not None and account.consent_text

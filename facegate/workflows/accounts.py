@@ -169,7 +169,10 @@ class AccountService:
             raise AuthenticationError("session token expired; log in again") from None
         except jwt.InvalidTokenError:
             raise AuthenticationError("invalid session token") from None
-        ts = lambda v: dt.datetime.fromtimestamp(v, dt.UTC)
+
+        def ts(seconds: float) -> dt.datetime:
+            return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
         return TokenClaims(username=c["sub"], gallery=c["gal"], method=c["amr"], issued_at=ts(c["iat"]),
                            expires_at=ts(c["exp"]), token_id=c["jti"])
 
