@@ -408,8 +408,8 @@ def test_usearch_sees_templates_imported_by_another_service_instance(tmp_path, r
     writer = make_service("sqlite", tmp_path / "other_data", request, database_url=url, **SMALL)
     rng = np.random.default_rng(11)
     newcomer = _sample(rng, _draw(rng, 1))[0]
-    writer.import_templates("g", [("newcomer", "", newcomer)])
-    writer.delete_subject("g", external_id(int(data.owners[5])))
+    writer.import_templates("g", [("newcomer", "", newcomer)], principal=SYSTEM)
+    writer.delete_subject("g", external_id(int(data.owners[5])), principal=SYSTEM)
     hits = search(reader, gallery_id, np.stack([newcomer, data.vectors[data.owners == data.owners[5]][0]]))
     assert hits[0][0].subject_id == subject_id(reader, gallery_id, "newcomer") and hits[0][0].score > 0.999
     assert hits[1][0].score < 0.9

@@ -35,6 +35,7 @@ from facegate.monitoring.drift import (
     psi_noise_limit,
     rate_test,
 )
+from facegate.monitoring.metrics import FaceGateMetrics
 from facegate.monitoring.response import respond as respond_to_drift
 from facegate.monitoring.response import revert_action
 from facegate.security import SYSTEM
@@ -165,7 +166,8 @@ def real(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f"monitoring_{request.param}")
     url = fresh_database_url(request.param, tmp, request, prefix="facegate_monitoring")
     settings = Settings(data_dir=tmp / "data", database_url=url)
-    service = GalleryService(settings, migrate=True, calibrations=RegistryCalibrations(settings))  # as the server
+    service = GalleryService(settings, migrate=True, calibrations=RegistryCalibrations(settings),
+                             observers=[FaceGateMetrics()])  # as the server builds it
     service.create_gallery("site", principal=SYSTEM)
     started = time.perf_counter()
     enrolled: list[tuple[str, list[str]]] = []

@@ -52,7 +52,8 @@ def create_app(service: GalleryService | None = None, worker_threads: int | None
     )
     if service is None:  # the server starting on its own settings: migrate, decide with the registry
         settings = get_settings()
-        service = GalleryService(settings, migrate=True, calibrations=RegistryCalibrations(settings))
+        service = GalleryService(settings, migrate=True, calibrations=RegistryCalibrations(settings),
+                                 observers=[FaceGateMetrics()] if settings.metrics_enabled else [])
     app.state.service = service
     app.state.workflows = Workflows(app.state.service)
     errors.install(app)
@@ -66,8 +67,12 @@ def create_app(service: GalleryService | None = None, worker_threads: int | None
         return response
 
     if service.settings.metrics_enabled:
-        metrics = FaceGateMetrics()
-        service.add_observer(metrics)  # every decision is counted
+        # The service's own metrics observer when it was built with one (counting from its
+        # first decision), else a new one counting from now.
+        metrics = next((o for o in service.ctx.observers if isinstance(o, FaceGateMetrics)), None)
+        if metrics is None:
+            metrics = FaceGateMetrics()
+            service.add_observer(metrics)
         install_http_metrics(app, metrics)  # outermost: it times and counts every request
         app.state.metrics = metrics
 
