@@ -118,3 +118,15 @@ class ConfigurationError(FaceGateError):
     start-up, naming each bad variable, rather than failing later on a request."""
 
     code = "configuration_error"
+
+
+class VideoError(FaceGateError):
+    """A video that cannot be read: missing, empty, not a video, truncated, unsupported."""
+
+    code = "invalid_video"
+
+
+class StreamUnavailableError(VideoError):
+    """A camera or stream URL that does not answer (or stopped answering and did not come back)."""
+
+    code = "stream_unavailable"

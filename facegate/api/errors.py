@@ -23,6 +23,8 @@ STATUS = {
     e.ModelMismatchError: 409,
     e.ImageTooLargeError: 413,
     e.ImageError: 422,
+    e.StreamUnavailableError: 502,
+    e.VideoError: 422,
     e.FaceError: 422,
     e.InvalidRequestError: 400,
     e.ModelError: 500,

@@ -4,6 +4,8 @@ verify and identify is logged with the threshold it used."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from sqlalchemy import select
 
@@ -12,7 +14,14 @@ from facegate.errors import ConflictError, ModelMismatchError, NoFaceError
 from facegate.gallery.context import GalleryContext, find_gallery, find_subject, template_count
 from facegate.gallery.decisions import log_decision
 from facegate.gallery.inputs import Probe, ProbeInput, as_probe
-from facegate.gallery.schemas import Candidate, DetectedFace, IdentifiedFace, IdentifyResult, VerifyResult
+from facegate.gallery.schemas import (
+    Candidate,
+    DetectedFace,
+    IdentifiedFace,
+    IdentifyResult,
+    ThresholdInfo,
+    VerifyResult,
+)
 from facegate.gallery.thresholds import identify_threshold, verify_threshold
 from facegate.security import Principal, authorize
 from facegate.storage.models import FaceTemplate, Gallery, Subject
@@ -122,20 +131,10 @@ def identify(
         g = find_gallery(session, gallery, principal)
         principal.require("recognize", g)
     faces = as_probe(item, ctx.engine_for(g), ctx.image_limits, max_faces=max_faces).faces
-    with ctx.sessions() as session:
-        total = template_count(session, g.id)
-        info = identify_threshold(ctx, g, total, fpir)
-        hits: list[list[Hit]] = []
-        names: dict[int, tuple[str, str]] = {}
-        if faces:
-            queries = np.stack([f.template.vector for f in faces])
-            # Ask for more templates than subjects wanted: a subject may own several.
-            hits = ctx.search.search(session, g.id, g.model_id, queries, k=max(top_k * 4, 10), exact=exact)
-            subject_ids = {h.subject_id for row in hits for h in row}
-            if subject_ids:
-                subjects = session.scalars(select(Subject).where(Subject.id.in_(subject_ids)))
-                names = {s.id: (s.external_id, s.display_name) for s in subjects}
-    results = [_identified(face, row, names, top_k, info.threshold) for face, row in zip(faces, hits)]
+    vectors = np.stack([f.template.vector for f in faces]) if faces else np.zeros((0, 1), np.float32)
+    ranking = rank_vectors(ctx, g, vectors, top_k, fpir, exact)
+    info, total = ranking.threshold, ranking.templates
+    results = [_identified(face, row, info.threshold) for face, row in zip(faces, ranking.candidates)]
     outcome = "no_face" if not faces else ("match" if any(r.decision == "match" for r in results) else "unknown")
     decision_id = log_decision(
         ctx, g.id, "identify", outcome, next((r.subject for r in results if r.subject), None),
@@ -149,16 +148,47 @@ def identify(
     return IdentifyResult(decision_id=decision_id, faces=results, threshold=info, gallery_templates=total)
 
 
-def _identified(
-    face: Face, row: list[Hit], names: dict[int, tuple[str, str]], top_k: int, threshold: float
-) -> IdentifiedFace:
-    """One face's answer: the best subjects by their best template, a match over the threshold."""
+@dataclass
+class Ranking:
+    """Each query's best subjects (by their best template, best first), the identify threshold
+    for this gallery size and the number of templates searched."""
+
+    candidates: list[list[Candidate]]
+    threshold: ThresholdInfo
+    templates: int
+
+
+def rank_vectors(
+    ctx: GalleryContext, g: Gallery, vectors: np.ndarray, top_k: int, fpir: float | None, exact: bool | None = None
+) -> Ranking:
+    """The 1:N search behind identify, without a decision: a video track ranks its accumulated
+    template many times and logs one decision when it is named."""
+    with ctx.sessions() as session:
+        total = template_count(session, g.id)
+        info = identify_threshold(ctx, g, total, fpir)
+        if not len(vectors):
+            return Ranking([], info, total)
+        # Ask for more templates than subjects wanted: a subject may own several.
+        hits = ctx.search.search(session, g.id, g.model_id, vectors, k=max(top_k * 4, 10), exact=exact)
+        subject_ids = {h.subject_id for row in hits for h in row}
+        names: dict[int, tuple[str, str]] = {}
+        if subject_ids:
+            subjects = session.scalars(select(Subject).where(Subject.id.in_(subject_ids)))
+            names = {s.id: (s.external_id, s.display_name) for s in subjects}
+    return Ranking([_best_subjects(row, names, top_k) for row in hits], info, total)
+
+
+def _best_subjects(row: list[Hit], names: dict[int, tuple[str, str]], top_k: int) -> list[Candidate]:
     best_per_subject: dict[int, float] = {}
     for h in row:
         if h.subject_id in names and h.score > best_per_subject.get(h.subject_id, -2.0):
             best_per_subject[h.subject_id] = h.score
     ranked = sorted(best_per_subject.items(), key=lambda kv: -kv[1])[:top_k]
-    candidates = [Candidate(subject=names[s][0], display_name=names[s][1], score=sc) for s, sc in ranked]
+    return [Candidate(subject=names[s][0], display_name=names[s][1], score=sc) for s, sc in ranked]
+
+
+def _identified(face: Face, candidates: list[Candidate], threshold: float) -> IdentifiedFace:
+    """One face's answer: a match when its best subject passes the threshold."""
     matched = bool(candidates) and candidates[0].score >= threshold
     return IdentifiedFace(
         face=face_out(face),
