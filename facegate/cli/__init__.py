@@ -17,6 +17,7 @@ from facegate.cli.keys import key_app
 from facegate.cli.models import compare, demo, detect, models
 from facegate.cli.monitor import monitor_app
 from facegate.cli.serve import serve
+from facegate.cli.video import video_app
 
 app = typer.Typer(help="FaceGate: face detection, verification and identification.", no_args_is_help=True)
 
@@ -27,7 +28,7 @@ for command in (models, detect, compare, calibrate, demo, serve, checkin):
 for group, name in (
     (eval_app, "eval"), (gallery_app, "gallery"), (key_app, "key"), (db_app, "db"), (calibration_app, "calibration"),
     (monitor_app, "monitor"), (roster_app, "roster"), (session_app, "session"), (attendance_app, "attendance"),
-    (access_app, "access"), (alerts_app, "alerts"), (lockout_app, "lockout"),
+    (access_app, "access"), (alerts_app, "alerts"), (lockout_app, "lockout"), (video_app, "video"),
 ):
     app.add_typer(group, name=name)
 

@@ -94,7 +94,8 @@ def recognize_video(
     writer = AnnotatedWriter(out, video.info) if out else None
     live = LiveRecognizer(service, gallery, principal=principal, every=every, fps=video.info.fps, sinks=sinks,
                           unknown_after_s=unknown_after_s, alert_unknown=alert_unknown, source=str(source))
-    started, frames, stopped, tracks = time.perf_counter(), 0, False, set()
+    started, frames, stopped = time.perf_counter(), 0, False
+    tracks: set[int] = set()
     try:
         for frame in video:
             if frame.index < start_frame:

@@ -83,8 +83,8 @@ class VideoSource:
         capture = cv2.VideoCapture(str(self.spec), cv2.CAP_FFMPEG, params)
         if not capture.isOpened():
             raise StreamUnavailableError(
-                f"stream {self.spec} did not answer within {self.timeout_s:g} s (check the URL, the port and the "
-                "camera's credentials)"
+                f"stream {self.spec} could not be opened: refused, or no answer within {self.timeout_s:g} s "
+                "(check the URL, the port and the camera's credentials)"
             )
         return capture
 

@@ -1,0 +1,83 @@
+"""``facegate video recognize|enroll``: live recognition of a file, camera or stream, and
+enrollment from a short clip, on the local database as the system."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facegate.cli.common import build_service, clear_errors, deferred_progress, out
+from facegate.security import SYSTEM
+
+video_app = typer.Typer(help="Video: recognise every face live, enroll a person from a clip.", no_args_is_help=True)
+
+
+@video_app.command("recognize")
+def video_recognize(
+    source: Annotated[str, typer.Argument(help="A video file, a camera index (0) or a stream URL (rtsp://...).")],
+    gallery: Annotated[str, typer.Option("--gallery", "-g", help="The gallery to name faces from.")],
+    annotated: Annotated[Path | None, typer.Option("--out", help="Write a copy with boxes and names (.mp4/.avi).")] = None,
+    events: Annotated[Path | None, typer.Option("--events", help="Append events here as JSON lines.")] = None,
+    every: Annotated[int, typer.Option("--every", min=1, help="Detect on every Nth frame; track in between.")] = 1,
+    unknown_after: Annotated[float, typer.Option("--unknown-after", min=0.0,
+                                                 help="Seconds an unknown face may stay before an event.")] = 5.0,
+    alert_unknown: Annotated[bool, typer.Option("--alert-unknown",
+                                                help="An access point: an unknown face in view raises an alert.")] = False,
+) -> None:
+    """Track and name every face; Ctrl-C stops cleanly with the outputs flushed."""
+    from facegate.video.runner import recognize_video
+
+    with clear_errors(), deferred_progress("frames") as (start, advance):
+        service = build_service()
+        state = {"started": False}
+
+        def progress(done: int, total: int | None) -> None:
+            if not state["started"] and total:
+                start(total)
+                state["started"] = True
+            advance()
+
+        report = recognize_video(
+            service, gallery, int(source) if source.isdigit() else source, principal=SYSTEM, out=annotated,
+            events=events, every=every, unknown_after_s=unknown_after, alert_unknown=alert_unknown, progress=progress,
+        )
+    named = ", ".join(f"{subject} ({n} track{'s' * (n > 1)})" for subject, n in sorted(report.identified.items()))
+    out.print(f"{report.frames} frames in {report.seconds:.1f} s ({report.fps:.1f} fps), {report.tracks} tracks; "
+              f"named: {named or 'nobody'}" + ("; stopped early" if report.stopped else "")
+              + ("; the file ended early (truncated?)" if report.truncated else ""))
+
+
+@video_app.command("enroll")
+def video_enroll(
+    clip: Annotated[Path, typer.Argument(help="A short clip of the person.")],
+    gallery: Annotated[str, typer.Option("--gallery", "-g")],
+    subject: Annotated[str, typer.Option("--subject", "-s", help="The person's id in the gallery.")],
+    name: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
+    rights: Annotated[str | None, typer.Option("--rights", help="Access rights, comma-separated (lab:enter,...).")] = None,
+    track: Annotated[int | None, typer.Option("--track", help="The track to enroll when several people are in view.")] = None,
+    frames: Annotated[int, typer.Option("--frames", min=1, max=20, help="How many frames to enroll.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole report as JSON.")] = False,
+) -> None:
+    """Enroll K good, different-looking frames of the clip's one person (exit 1 if none is accepted)."""
+    from facegate.video.enroll import enroll_from_video
+
+    attributes = {"rights": [r.strip() for r in rights.split(",") if r.strip()]} if rights else None
+    with clear_errors():
+        report = enroll_from_video(build_service(), gallery, subject, clip, principal=SYSTEM, display_name=name,
+                                   attributes=attributes, track=track, k=frames)
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+    else:
+        e = report.enrollment
+        out.print(f"{subject}: {e.accepted} accepted, {e.rejected} rejected, {e.skipped} skipped of frames "
+                  f"{report.chosen_frames} (track {report.track}, {report.frames_sampled} frames sampled)")
+        for item in e.items:
+            if item.status != "accepted":
+                out.print(f"  {item.image}: {item.status} ({item.code}) {item.reason}")
+        for note in report.notes:
+            out.print(f"  {note}")
+    if report.enrollment.accepted == 0:
+        raise typer.Exit(code=1)
