@@ -171,13 +171,21 @@ class FaceEngine:
         return Detection(box=box, score=0.0, landmarks=landmarks, detector="center_crop")
 
     # -- faces ----------------------------------------------------------------------------
-    def faces_from_detections(self, image: np.ndarray, detections: list[Detection]) -> list[Face]:
+    def faces_from_detections(
+        self, image: np.ndarray, detections: list[Detection], qualities: list[QualityReport] | None = None
+    ) -> list[Face]:
+        """Align, embed and assess each detection (``qualities`` when the caller assessed them
+        already, e.g. to embed only the faces worth it)."""
         crops = [self.recognizer.align(image, det) for det in detections]
         templates = self.recognizer.embed_aligned(crops)
+        reports = qualities if qualities is not None else [assess(image, det, self.quality_limits) for det in detections]
         return [
-            Face(detection=det, template=tpl, quality=assess(image, det, self.quality_limits), aligned=crop)
-            for det, tpl, crop in zip(detections, templates, crops)
+            Face(detection=det, template=tpl, quality=quality, aligned=crop)
+            for det, tpl, quality, crop in zip(detections, templates, reports, crops)
         ]
+
+    def assess(self, image: np.ndarray, detection: Detection) -> QualityReport:
+        return assess(image, detection, self.quality_limits)
 
     def analyze(self, image: np.ndarray, max_faces: int | None = None) -> list[Face]:
         """Every face in the photo, best detector score first."""

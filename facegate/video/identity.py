@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from facegate.detection import Detection
 from facegate.engine import Face
 from facegate.gallery.schemas import Candidate
+from facegate.quality import QualityReport
 
 CHECKPOINTS = (1, 2, 4, 8, 16, 32, 64, 128)
 LOOKS = len(CHECKPOINTS)
@@ -35,11 +37,14 @@ MIN_TRACK_DETECTOR_SCORE = 0.5
 MIN_WEIGHT = 0.02
 
 
+def usable_detection(detection: Detection, quality: QualityReport) -> bool:
+    """Enough face for its template to say something about who it is (checked before embedding)."""
+    return (detection.size >= MIN_TRACK_FACE_PX and quality.measures.get("sharpness", 0.0) >= MIN_TRACK_SHARPNESS
+            and detection.score >= MIN_TRACK_DETECTOR_SCORE)
+
+
 def usable(face: Face) -> bool:
-    """Enough face for its template to say something about who it is."""
-    m = face.quality.measures
-    return (face.detection.size >= MIN_TRACK_FACE_PX and m.get("sharpness", 0.0) >= MIN_TRACK_SHARPNESS
-            and face.detection.score >= MIN_TRACK_DETECTOR_SCORE)
+    return usable_detection(face.detection, face.quality)
 
 
 def per_look_fpir(track_fpir: float) -> float:

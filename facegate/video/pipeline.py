@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from facegate.gallery.context import find_gallery, gallery_settings
@@ -22,13 +23,27 @@ from facegate.gallery.decisions import log_decision
 from facegate.gallery.recognition import rank_vectors
 from facegate.gallery.schemas import ThresholdInfo
 from facegate.gallery.service import GalleryService
+from facegate.gallery.thresholds import calibration_for
 from facegate.security import Principal
 from facegate.video.events import Event, EventSink
-from facegate.video.identity import TrackIdentity, per_look_fpir, usable
+from facegate.video.identity import TrackIdentity, per_look_fpir, usable_detection
 from facegate.video.sources import Frame
 from facegate.video.tracking import IouTracker, Track
 
 RECHECK_EVERY = 10  # a named track's face is embedded again every this many detection frames
+# An unnamed track's face is embedded on each of its first detections, then every this many
+# (neighbouring frames of one face add little evidence, and embedding is the costly step).
+DENSE_LOOKS, SPARSE_EVERY = 8, 3
+# A face that joins a track must look like the track's face so far: a cosine similarity under the
+# calibrated threshold at this FAR means the tracker followed the box onto someone else.
+SAME_PERSON_FAR = 1e-2
+# A scene cut (mean absolute difference of small grey thumbnails, 0-255) ends every track: a box
+# at the same place after a cut is another person.
+SCENE_CUT = 40.0
+
+
+def thumbnail(image: np.ndarray) -> np.ndarray:
+    return cv2.resize(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (64, 36), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
 @dataclass
@@ -78,6 +93,9 @@ class LiveRecognizer:
         self.sinks, self.source = list(sinks), source
         self._detections_seen: dict[int, int] = {}
         self.threshold: ThresholdInfo | None = None  # the last checkpoint's, logged with decisions
+        self.same_person = calibration_for(self.ctx, self.gallery).threshold_at(SAME_PERSON_FAR)
+        self._last_thumbnail: np.ndarray | None = None
+        self.scene_cuts = 0
         self.frames = 0
         self.started = time.perf_counter()
 
@@ -87,19 +105,27 @@ class LiveRecognizer:
         self.frames += 1
         if frame.index % self.every:
             return [self._label(t.id, t.predicted(frame.index)) for t in self.tracker.tracks.values()]
+        self._scene_cut(frame)
         detections = self.engine.detect(frame.image)
         assigned, ended = self.tracker.update(frame.index, detections)
         for track in ended:
             self._end(track)
-        wanted = [i for i, tid in enumerate(assigned) if self._wants_face(tid, frame.index)]
-        faces = self.engine.faces_from_detections(frame.image, [detections[i] for i in wanted]) if wanted else []
+        wanted, qualities = [], []
+        for i, tid in enumerate(assigned):
+            if self._wants_face(tid, frame.index):
+                quality = self.engine.assess(frame.image, detections[i])
+                if usable_detection(detections[i], quality):  # only faces worth embedding
+                    wanted.append(i)
+                    qualities.append(quality)
+        faces = self.engine.faces_from_detections(frame.image, [detections[i] for i in wanted], qualities)
         due: list[tuple[TrackIdentity, np.ndarray]] = []
         for i, face in zip(wanted, faces):
             identity = self.identities[assigned[i]]
+            if identity.good_frames and float(identity.template() @ face.template.vector) < self.same_person:
+                identity = self._split(assigned, i, frame.index)  # the box now holds someone else
             if identity.label is not None:  # a named track's recheck: this face alone
                 identity.last_frame = frame.index
-                if usable(face):
-                    due.append((identity, face.template.vector))
+                due.append((identity, face.template.vector))
             elif identity.add(frame.index, face):
                 due.append((identity, identity.template()))
         if due:
@@ -107,11 +133,32 @@ class LiveRecognizer:
         self._unknown_too_long(frame.index)
         return [self._label(tid, det.box) for tid, det in zip(assigned, detections)]
 
+    def _scene_cut(self, frame: Frame) -> None:
+        """End every track at a cut: the tracker would carry boxes onto the next shot's people."""
+        small = thumbnail(frame.image)
+        if self._last_thumbnail is not None and float(np.abs(small - self._last_thumbnail).mean()) > SCENE_CUT:
+            self.scene_cuts += 1
+            for track in self.tracker.finish():
+                self._end(track)
+        self._last_thumbnail = small
+
+    def _split(self, assigned: list[int], i: int, frame: int) -> TrackIdentity:
+        """End the track whose box moved onto another face, and start a new one for that face."""
+        old = self.tracker.tracks.pop(assigned[i])
+        self._end(old)
+        track = self.tracker.start(old.box, frame)
+        assigned[i] = track.id
+        identity = self.identities[track.id] = TrackIdentity(track.id, frame, frame)
+        self._detections_seen[track.id] = 1
+        return identity
+
     def _wants_face(self, track_id: int, frame: int) -> bool:
         identity = self.identities.setdefault(track_id, TrackIdentity(track_id, frame, frame))
         identity.last_frame = frame
         seen = self._detections_seen[track_id] = self._detections_seen.get(track_id, 0) + 1
-        return identity.label is None or seen % RECHECK_EVERY == 0
+        if identity.label is None:
+            return identity.good_frames < DENSE_LOOKS or seen % SPARSE_EVERY == 0
+        return seen % RECHECK_EVERY == 0
 
     def _decide(self, frame: int, due: list[tuple[TrackIdentity, np.ndarray]]) -> None:
         """Rank the due tracks' templates in one search and apply the outcomes."""

@@ -73,11 +73,15 @@ class IouTracker:
                     assigned[c] = live[r].id
         for i, track_id in enumerate(assigned):
             if track_id == 0:
-                track = Track(id=self._next_id, box=boxes[i], first_frame=frame, last_frame=frame)
-                self.tracks[track.id] = track
-                assigned[i] = track.id
-                self._next_id += 1
+                assigned[i] = self.start(boxes[i], frame).id
         return assigned, self.expire(frame)
+
+    def start(self, box: np.ndarray, frame: int) -> Track:
+        """A new track at ``box`` (a new face, or a box that turned out to hold another person)."""
+        track = Track(id=self._next_id, box=np.asarray(box, np.float32), first_frame=frame, last_frame=frame)
+        self.tracks[track.id] = track
+        self._next_id += 1
+        return track
 
     @staticmethod
     def _advance(track: Track, frame: int, box: np.ndarray) -> None:
