@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     ann_build_in_background: bool = True
     # HTTP.
     max_upload_bytes: int = Field(25 * 1024 * 1024, gt=0)
+    # An uploaded video clip (enrollment from a clip, a recognition job) is streamed to disk up to this size.
+    max_video_bytes: int = Field(200 * 1024 * 1024, gt=0)
     # Signing key of face-login session tokens; empty means a random key kept in
     # data_dir/secret_key (created on first use, mode 0600).
     secret_key: str = ""

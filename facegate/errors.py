@@ -130,3 +130,9 @@ class StreamUnavailableError(VideoError):
     """A camera or stream URL that does not answer (or stopped answering and did not come back)."""
 
     code = "stream_unavailable"
+
+
+class VideoTooLargeError(VideoError):
+    """An uploaded clip over the size limit (FACEGATE_MAX_VIDEO_BYTES)."""
+
+    code = "video_too_large"

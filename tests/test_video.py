@@ -206,3 +206,84 @@ def test_liveportrait_people_enrolled_from_half_a_clip_are_named_in_the_other_ha
         assert run.identified == {c.stem: 1}
     stranger = recognize_video(service, "g", clips[2], principal=SYSTEM)  # never enrolled
     assert stranger.identified == {}
+
+
+# -- over HTTP and a WebSocket ------------------------------------------------------------------
+@pytest.fixture
+def video_server(tmp_path):
+    from facegate.api import create_app
+    from tests.api_fixtures import ServerThread
+
+    svc = GalleryService(Settings(data_dir=tmp_path / "srv", max_video_bytes=5 * 1024 * 1024), migrate=True)
+    svc.create_gallery("g", principal=SYSTEM)
+    recognizer = svc.create_api_key("kiosk", ["recognize"], "g", principal=SYSTEM).secret
+    admin = svc.create_api_key("admin", ["admin"], principal=SYSTEM).secret
+    runner = ServerThread(create_app(svc))
+    runner.start()
+    yield {"url": runner.base_url, "admin": admin, "recognize": recognizer, "service": svc}
+    runner.stop()
+    svc.close()
+
+
+def test_enroll_from_an_uploaded_clip_and_recognise_it_as_a_job(tmp_path, video_server):
+    import httpx
+
+    clip = write_clip(tmp_path / "yao.mp4", "yaoming.jpg")
+    base, admin = video_server["url"], {"X-API-Key": video_server["admin"]}
+    with httpx.Client(base_url=base, timeout=120) as http:
+        enrolled = http.post("/api/v1/galleries/g/subjects/yao/enroll-video", headers=admin,
+                             files={"file": ("yao.mp4", clip.read_bytes(), "video/mp4")},
+                             data={"display_name": "Yao Ming", "rights": "lab:enter", "frames": "3"})
+        assert enrolled.status_code == 200, enrolled.text
+        assert enrolled.json()["enrollment"]["accepted"] >= 1
+        bad = http.post("/api/v1/galleries/g/subjects/x/enroll-video", headers=admin,
+                        files={"file": ("x.mp4", b"not a video at all", "video/mp4")})
+        assert bad.status_code == 422 and bad.json()["code"] == "invalid_video"
+        huge = http.post("/api/v1/galleries/g/video-jobs", headers=admin,
+                         files={"file": ("big.mp4", b"\0" * (6 * 1024 * 1024), "video/mp4")})
+        assert huge.status_code == 413 and huge.json()["code"] == "video_too_large"
+
+        kiosk = {"X-API-Key": video_server["recognize"]}
+        submitted = http.post("/api/v1/galleries/g/video-jobs", headers=kiosk,
+                              files={"file": ("yao.mp4", clip.read_bytes(), "video/mp4")})
+        assert submitted.status_code == 202, submitted.text
+        job_url = submitted.headers["location"]
+        deadline = time.monotonic() + 120
+        while (job := http.get(job_url, headers=kiosk).json())["state"] in ("queued", "running"):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert job["state"] == "done", job
+        assert job["frames"] == job["total_frames"] == 24
+        assert job["report"]["identified"] == {"yao": 1}
+        assert [e["event"] for e in job["report"]["events"]] == ["track_identified", "track_ended"]
+        assert http.get("/api/v1/video-jobs/nope", headers=kiosk).status_code == 404
+
+
+def test_the_live_socket_names_faces_frame_by_frame(tmp_path, video_server):
+    import asyncio
+
+    import websockets
+
+    svc = video_server["service"]
+    svc.enroll("g", "yao", [PhotoInput("y.jpg", package_photo("yaoming.jpg").read_bytes())], principal=SYSTEM)
+    clip = write_clip(tmp_path / "yao.mp4", "yaoming.jpg", frames=6)
+    frames = [cv2.imencode(".jpg", f.image[:, :, ::-1])[1].tobytes() for f in VideoSource(clip)]
+    url = video_server["url"].replace("http://", "ws://") + "/api/v1/galleries/g/live"
+
+    async def session(key: str, payloads: list[bytes]) -> list[dict]:
+        answers = []
+        async with websockets.connect(f"{url}?api_key={key}") as socket:
+            if not payloads:
+                answers.append(json.loads(await socket.recv()))
+            for data in payloads:
+                await socket.send(data)
+                answers.append(json.loads(await socket.recv()))
+        return answers
+
+    answers = asyncio.run(session(video_server["recognize"], [*frames, b"garbage"]))
+    assert [a["frame"] for a in answers] == [0, 1, 2, 3, 4, 5, 6]
+    assert all(len(a["faces"]) == 1 for a in answers[:6])
+    assert answers[5]["faces"][0]["subject"] == "yao" and answers[5]["faces"][0]["state"] == "identified"
+    assert answers[6]["error"] == "not_an_image"  # a bad frame is answered, the session goes on
+    refused = asyncio.run(session("fg_bad_key", []))
+    assert refused[0]["error"] == "unauthenticated"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -11,11 +12,13 @@ from facegate import __version__
 from facegate.api import errors
 from facegate.api.monitoring_routes import router as monitoring_router
 from facegate.api.routes import router
+from facegate.api.video_routes import router as video_router
 from facegate.api.workflow_routes import router as workflow_router
 from facegate.config import get_settings
 from facegate.gallery.service import GalleryService
 from facegate.modelops.registry import RegistryCalibrations
 from facegate.monitoring.metrics import FaceGateMetrics, install_http_metrics
+from facegate.video.jobs import VideoJobs
 from facegate.web import install as install_web_pages
 from facegate.workflows import Workflows
 
@@ -56,6 +59,7 @@ def create_app(service: GalleryService | None = None, worker_threads: int | None
                                  observers=[FaceGateMetrics()] if settings.metrics_enabled else [])
     app.state.service = service
     app.state.workflows = Workflows(app.state.service)
+    app.state.metrics = None
     errors.install(app)
 
     @app.middleware("http")
@@ -75,9 +79,25 @@ def create_app(service: GalleryService | None = None, worker_threads: int | None
             service.add_observer(metrics)
         install_http_metrics(app, metrics)  # outermost: it times and counts every request
         app.state.metrics = metrics
+    app.state.video_jobs = VideoJobs(service, observe=_job_gauges(app.state.metrics))
 
     app.include_router(router)
     app.include_router(workflow_router)
+    app.include_router(video_router)
     install_web_pages(app)
     app.include_router(monitoring_router)
     return app
+
+
+def _job_gauges(metrics: FaceGateMetrics | None) -> Callable[[str, float | None], None] | None:
+    """Video jobs' frames per second as a gauge per job, removed when the job ends."""
+    if metrics is None:
+        return None
+
+    def observe(job_id: str, fps: float | None) -> None:
+        if fps is None:
+            metrics.video_ended(job_id)
+        else:
+            metrics.observe_video(job_id, fps, None)
+
+    return observe

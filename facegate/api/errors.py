@@ -24,6 +24,7 @@ STATUS = {
     e.ImageTooLargeError: 413,
     e.ImageError: 422,
     e.StreamUnavailableError: 502,
+    e.VideoTooLargeError: 413,
     e.VideoError: 422,
     e.FaceError: 422,
     e.InvalidRequestError: 400,

@@ -15,7 +15,14 @@ import time
 from collections.abc import MutableMapping
 from typing import Any, Awaitable, Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 # Cosine similarity lives in [-1, 1]; thresholds in use sit between 0.2 and 0.6.
 SCORE_BUCKETS = (-0.2, 0.0, 0.1, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -62,6 +69,29 @@ class FaceGateMetrics:
             "facegate_enroll_photos", "Enrollment photos by result (accepted, rejected, skipped).",
             ["status"], registry=r,
         )
+        self.video_fps = Gauge(
+            "facegate_video_fps", "Frames per second of each running video (a job id or a live session).",
+            ["source"], registry=r,
+        )
+        self.video_tracks = Gauge(
+            "facegate_video_tracks", "Faces tracked right now in each running video.", ["source"], registry=r,
+        )
+
+    def observe_video(self, source: str, fps: float, tracks: int | None) -> None:
+        """The running figures of one video; never raises."""
+        try:
+            self.video_fps.labels(source).set(fps)
+            if tracks is not None:
+                self.video_tracks.labels(source).set(tracks)
+        except Exception:  # noqa: BLE001 - metrics must not fail a video
+            pass
+
+    def video_ended(self, source: str) -> None:
+        for gauge in (self.video_fps, self.video_tracks):
+            try:
+                gauge.remove(source)
+            except KeyError:
+                pass
 
     # -- decisions ------------------------------------------------------------------------
     def observe_decision(
