@@ -156,6 +156,9 @@ class LiveRecognizer:
         identity = self.identities.setdefault(track_id, TrackIdentity(track_id, frame, frame))
         identity.last_frame = frame
         seen = self._detections_seen[track_id] = self._detections_seen.get(track_id, 0) + 1
+        track = self.tracker.tracks.get(track_id)
+        if track is not None and track.jumped:
+            return True
         if identity.label is None:
             return identity.good_frames < DENSE_LOOKS or seen % SPARSE_EVERY == 0
         return seen % RECHECK_EVERY == 0

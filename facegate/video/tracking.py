@@ -17,6 +17,10 @@ from scipy.optimize import linear_sum_assignment
 
 from facegate.detection import Detection
 
+# A matched box overlapping its previous place by less than this has jumped (a cut, a dissolve,
+# or the track picking up a neighbour): the pipeline looks at its face again at once.
+JUMP_IOU = 0.5
+
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Intersection over union of every box in ``a`` (n x 4) with every box in ``b`` (m x 4)."""
@@ -42,6 +46,7 @@ class Track:
     last_frame: int  # the last frame a detection was matched to it
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
     hits: int = 1
+    jumped: bool = False  # the last match moved the box far from where it was: worth a fresh look
 
     def predicted(self, frame: int) -> np.ndarray:
         """Where the box should be at ``frame``, moving as it last moved."""
@@ -86,6 +91,7 @@ class IouTracker:
     @staticmethod
     def _advance(track: Track, frame: int, box: np.ndarray) -> None:
         gap = max(frame - track.last_frame, 1)
+        track.jumped = float(iou_matrix(track.box[None, :], box[None, :])[0, 0]) < JUMP_IOU
         step = (box - track.box) / gap
         track.velocity = (0.5 * track.velocity + 0.5 * step).astype(np.float32)  # smoothed
         track.box, track.last_frame = box, frame
