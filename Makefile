@@ -39,12 +39,14 @@ test: $(STAMP) browser lint
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
-# The peer library (face_recognition) lives in its own environment, never in FaceGate's.
+# The peer library (face_recognition) lives in its own environment, never in FaceGate's, and so
+# does scikit-image (its sample photos are the non-face images of bench/detection_threshold.py).
 $(BENCH_VENV)/.installed: $(STAMP)
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e . click
 	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps face_recognition
+	$(BENCH_VENV)/bin/python -m pip install --quiet scikit-image
 	touch $@
 
 bench: $(BENCH_VENV)/.installed

@@ -109,6 +109,7 @@ class FaceEngine:
             max_side=self.settings.det_max_side,
             intra_threads=self.settings.ort_intra_threads,
             inter_threads=self.settings.ort_inter_threads,
+            edge_padding=self.settings.det_edge_padding,
         )
         self.recognizer = create_recognizer(
             self.model_name,

@@ -94,6 +94,37 @@ def test_face_filling_the_whole_frame_is_found(arcface_engine, portrait):
     assert found[0].template.similarity(face.template) > 0.6
 
 
+def test_a_face_cut_by_the_left_frame_edge_is_found_with_the_edge_margin(portrait):
+    """The portrait cut through the middle of its face by the left edge, with the whole portrait
+    beside it (so the full-frame second look, which runs only when nothing is found, stays out).
+    Without a margin SCRFD has no anchor point left of the edge and the cut face scores 0.54;
+    with the 5% margin it scores 0.77."""
+    from facegate.detection.scrfd import DEFAULT_SCORE_THRESHOLD, ScrfdDetector
+
+    plain, margined = ScrfdDetector(edge_padding=0.0), ScrfdDetector(edge_padding=0.05)
+    whole = plain.detect(portrait)[0].box
+    cut_at = int(whole[0] + 0.5 * (whole[2] - whole[0]))
+    cut = portrait[:, cut_at:]
+    width = cut.shape[1]
+    image = np.ascontiguousarray(np.hstack([cut, portrait]))
+
+    without = plain.detect(image)
+    assert len(without) == 1 and without[0].box[0] > width  # only the whole face
+
+    found = margined.detect(image)
+    assert len(found) == 2 and min(d.score for d in found) >= DEFAULT_SCORE_THRESHOLD
+    half = min(found, key=lambda d: d.box[0])
+    x1, y1, x2, y2 = half.box
+    assert x1 == 0  # clipped to the image
+    assert whole[2] - cut_at - 15 < x2 < whole[2] - cut_at + 15  # ends where the face ends
+    assert abs(y1 - whole[1]) < 15 and abs(y2 - whole[3]) < 15
+    assert half.extras["inside"] < 0.8
+    left_eye, right_eye = half.landmarks[0], half.landmarks[1]
+    assert left_eye[0] < 0 < right_eye[0] < x2  # the hidden eye stays where it is, outside the frame
+    # The margin moves nothing else: the whole face keeps its box.
+    assert np.abs(max(found, key=lambda d: d.box[0]).box - without[0].box).max() < 6
+
+
 def test_blank_image_has_no_face_and_single_face_says_so(arcface_engine):
     blank = np.full((300, 300, 3), 128, np.uint8)
     assert arcface_engine.analyze(blank) == []

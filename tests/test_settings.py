@@ -54,6 +54,8 @@ def test_every_bad_variable_is_named_once(monkeypatch, fresh_settings):
         ("det_max_side", 0),
         ("min_face_size", -1),
         ("det_score_threshold", -0.1),
+        ("det_edge_padding", -0.05),
+        ("det_edge_padding", 0.6),
         ("det_dlib_score_threshold", float("nan")),
         ("max_upload_bytes", -5),
         ("session_token_minutes", 0),
@@ -86,6 +88,7 @@ def test_out_of_range_values_are_refused(field, value):
         ("min_face_size", 0),
         ("auto_respond_interval_s", 0),
         ("det_dlib_score_threshold", -0.5),
+        ("det_edge_padding", 0.0),
     ],
 )
 def test_sensible_values_are_accepted(field, value):
@@ -116,10 +119,11 @@ def test_every_setting_is_read_somewhere():
     assert unread == []
 
 
-def test_the_scrfd_default_is_the_setting_default():
-    from facegate.detection.scrfd import DEFAULT_SCORE_THRESHOLD
+def test_the_scrfd_defaults_are_the_setting_defaults():
+    from facegate.detection.scrfd import DEFAULT_EDGE_PADDING, DEFAULT_SCORE_THRESHOLD
 
     assert Settings().det_score_threshold == DEFAULT_SCORE_THRESHOLD
+    assert Settings().det_edge_padding == DEFAULT_EDGE_PADDING
 
 
 # -- the engine pool ----------------------------------------------------------------------------
@@ -132,6 +136,11 @@ def test_the_detection_threshold_setting_reaches_the_detector(team_photo):
     # players.jpg: 16 faces at 0.65, its best face scores below 0.9, and more pass at 0.3.
     assert counts[0] < counts[1] < counts[2], counts
     assert counts[0] == 0 and counts[1] >= 10
+
+
+def test_the_edge_padding_setting_reaches_the_detector():
+    assert EnginePool(Settings()).get("arcface", "scrfd").detector.edge_padding == 0.05
+    assert EnginePool(Settings(det_edge_padding=0)).get("arcface", "scrfd").detector.edge_padding == 0
 
 
 def test_the_dlib_threshold_setting_reaches_the_dlib_detector(team_photo):

@@ -13,8 +13,12 @@ from facegate.models import onnx_session
 
 _STRIDES = (8, 16, 32)
 _ANCHORS_PER_CELL = 2
-# Score (a probability) below which a candidate is not a face, unless the caller says otherwise.
+# Score (a probability) below which a candidate is not a face, unless the caller says otherwise,
+# and the grey margin added on each side (a fraction of the width and height) so that faces cut
+# by the frame edge are found. Both measured by bench/detection_threshold.py: see
+# facegate/config.py (det_score_threshold, det_edge_padding), which defaults to these.
 DEFAULT_SCORE_THRESHOLD = 0.65
+DEFAULT_EDGE_PADDING = 0.05
 
 
 class ScrfdDetector:
@@ -28,6 +32,12 @@ class ScrfdDetector:
     upscaled to ``min_side`` so its face lands in the anchors' range. A face that fills
     the whole frame (ID-style crops) has no context around it, so when nothing is found the
     image is padded and searched once more.
+
+    The letterbox puts its black margin right and below the image only, and SCRFD finds a face
+    from an anchor point inside the face: a face cut by the left or top edge through its centre
+    had no anchor point and was missed. ``edge_padding`` adds a grey margin on every side first
+    (a fraction of the width and height; boxes are clipped back to the image, landmarks of the
+    hidden part lie outside it).
     """
 
     name = "scrfd"
@@ -43,6 +53,7 @@ class ScrfdDetector:
         small_face_side: int = 1280,
         intra_threads: int = 2,
         inter_threads: int = 1,
+        edge_padding: float = DEFAULT_EDGE_PADDING,
     ) -> None:
         self.session = onnx_session("scrfd_500m", intra_threads, inter_threads)
         self.input_name = self.session.get_inputs()[0].name
@@ -52,6 +63,11 @@ class ScrfdDetector:
         self.min_side = min_side
         self.max_side = max_side
         self.small_face_side = small_face_side
+        self.edge_padding = edge_padding
+        # How the edge margin is filled: grey (the network's zero after normalisation). Repeating
+        # the border pixels (cv2.BORDER_REPLICATE) smears a cut face into stripes and found fewer
+        # cut faces (bench/detection_threshold.py --border replicate).
+        self.edge_border = cv2.BORDER_CONSTANT
         self._anchor_cache: dict[tuple[int, int, int], np.ndarray] = {}
         self._lock = threading.Lock()
 
@@ -61,14 +77,19 @@ class ScrfdDetector:
 
         Images larger than ``max_side`` get a second pass at up to ``small_face_side``,
         because shrinking a crowd photo to 640 px leaves its small faces under the
-        detector's smallest anchors; the passes are merged by NMS.
+        detector's smallest anchors; the passes are merged by NMS. Both passes see the image
+        with its edge margin (``edge_padding``).
         """
         threshold = self.score_threshold if score_threshold is None else score_threshold
-        found = self._detect_once(image, self.input_side(*image.shape[:2]), threshold)
-        longest = max(image.shape[:2])
-        if self.small_face_side > self.max_side and longest > self.max_side:
+        h, w = image.shape[:2]
+        view, pad_x, pad_y = self._with_edge_margin(image)
+        found = self._detect_once(view, self.input_side(*view.shape[:2]), threshold)
+        longest = max(view.shape[:2])
+        if self.small_face_side > self.max_side and max(h, w) > self.max_side:
             side = int(math.ceil(min(longest, self.small_face_side) / 32.0) * 32)
-            found = self._merge(found + self._detect_once(image, side, threshold))
+            found = self._merge(found + self._detect_once(view, side, threshold))
+        if pad_x or pad_y:
+            found = self._back_to_image(found, pad_x, pad_y, h, w)
         if not found:
             found = self._detect_padded(image, threshold)
         return found
@@ -85,6 +106,37 @@ class ScrfdDetector:
         boxes = np.stack([d.box for d in found])
         scores = np.array([d.score for d in found], dtype=np.float32)
         return [found[i] for i in nms(boxes, scores, self.nms_threshold)]
+
+    def _with_edge_margin(self, image: np.ndarray) -> tuple[np.ndarray, int, int]:
+        """The image with a grey margin of ``edge_padding`` times its width and height on each
+        side. SCRFD places a face from an anchor point inside it: a face cut by the frame edge
+        through or before its centre has no anchor point there and is missed without a margin."""
+        if self.edge_padding <= 0:
+            return image, 0, 0
+        h, w = image.shape[:2]
+        pad_y, pad_x = round(self.edge_padding * h), round(self.edge_padding * w)
+        view = cv2.copyMakeBorder(image, pad_y, pad_y, pad_x, pad_x, self.edge_border, value=(127, 127, 127))
+        return view, pad_x, pad_y
+
+    def _back_to_image(self, found: list[Detection], pad_x: int, pad_y: int, h: int, w: int) -> list[Detection]:
+        """Detections on the margined view in the image's coordinates: boxes clipped to the
+        image, landmarks left where they are (outside the frame for a cut face)."""
+        shift = np.array([pad_x, pad_y, pad_x, pad_y], dtype=np.float32)
+        kept: list[Detection] = []
+        for det in found:
+            whole = det.box - shift
+            box = whole.copy()
+            box[[0, 2]] = np.clip(box[[0, 2]], 0, w)
+            box[[1, 3]] = np.clip(box[[1, 3]], 0, h)
+            area = float((whole[2] - whole[0]) * (whole[3] - whole[1]))
+            inside = float((box[2] - box[0]) * (box[3] - box[1])) / area if area > 0 else 0.0
+            det.box = box
+            if det.landmarks is not None:
+                det.landmarks = det.landmarks - shift[:2]
+            det.extras["inside"] = round(inside, 3)
+            if inside > 0 and det.size >= self.min_face_size:
+                kept.append(det)
+        return kept
 
     def _detect_padded(self, image: np.ndarray, threshold: float) -> list[Detection]:
         """Second look for faces that fill the frame: add a grey border of 30% per side."""
