@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from facegate.api.deps import PrincipalDep, ServiceDep
 from facegate.errors import FaceGateError, InvalidRequestError, VideoTooLargeError
 from facegate.imaging import decode_image
-from facegate.video.enroll import enroll_from_video
+from facegate.video.enroll import enroll_from_video, rights_attributes
 from facegate.video.jobs import VideoJobs
 from facegate.video.pipeline import LiveRecognizer
 from facegate.video.sources import Frame
@@ -64,7 +64,7 @@ def enroll_video(
 ) -> dict[str, Any]:
     """Track the clip's one person and enroll K good, different-looking frames through the
     normal enrollment rules; a clip with no usable face or several people is refused."""
-    attributes = {"rights": [r.strip() for r in rights.split(",") if r.strip()]} if rights else None
+    attributes = rights_attributes(rights)
     with tempfile.TemporaryDirectory() as tmp:
         clip = save_clip(file, Path(tmp) / f"{Path(file.filename or 'clip').stem}{_suffix(file)}",
                          service.settings.max_video_bytes)

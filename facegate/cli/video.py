@@ -62,9 +62,9 @@ def video_enroll(
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole report as JSON.")] = False,
 ) -> None:
     """Enroll K good, different-looking frames of the clip's one person (exit 1 if none is accepted)."""
-    from facegate.video.enroll import enroll_from_video
+    from facegate.video.enroll import enroll_from_video, rights_attributes
 
-    attributes = {"rights": [r.strip() for r in rights.split(",") if r.strip()]} if rights else None
+    attributes = rights_attributes(rights)
     with clear_errors():
         report = enroll_from_video(build_service(), gallery, subject, clip, principal=SYSTEM, display_name=name,
                                    attributes=attributes, track=track, k=frames)

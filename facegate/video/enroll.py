@@ -53,6 +53,11 @@ class VideoEnrollReport:
         }
 
 
+def rights_attributes(rights: str | None) -> dict[str, Any] | None:
+    """A member's attributes from comma-separated rights (``lab:enter,lab:*``); None for none given."""
+    return {"rights": [r.strip() for r in rights.split(",") if r.strip()]} if rights else None
+
+
 def collect_tracks(
     service: GalleryService, gallery: str, source: str | Path, every: int, max_frames: int, principal: Principal
 ) -> tuple[dict[int, list[tuple[int, Face]]], int, tuple[int, int]]:

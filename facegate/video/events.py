@@ -1,13 +1,12 @@
 """Video events: a track named, an unknown face in view too long, a track conflict, a track ended.
 
 Each event is a plain dict (JSON-ready) handed to every sink: a JSON-lines file (flushed per
-line, so a stopped run keeps what it saw), a list in memory (API jobs), a callback (WebSocket).
+line, so a stopped run keeps what it saw) or a list in memory (a run's report, API jobs).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -42,10 +41,3 @@ class ListSink:
     def emit(self, event: Event) -> None:
         self.events.append(event)
 
-
-class CallbackSink:
-    def __init__(self, callback: Callable[[Event], None]) -> None:
-        self.callback = callback
-
-    def emit(self, event: Event) -> None:
-        self.callback(event)
