@@ -402,6 +402,26 @@ def test_self_service_registration_and_face_login(http, server):
     assert two_factor("correct horse battery", lfw_bytes("Tony_Blair", 53)).status_code == 200
 
 
+def test_a_self_enrolled_student_checks_in_with_their_username(http):
+    """A student who enrolled on the enrollment page with their student number as username
+    (subject ``user:<number>``) checks in with that number; attendance lists them by it."""
+    g = new_gallery(http, "selfexam")
+    photos = [("files", (f"cam{i}.jpg", lfw_bytes("Tony_Blair", i), "image/jpeg")) for i in (6, 18, 32)]
+    form = {"username": "S777", "password": "correct horse battery", "display_name": "Tony Blair", "consent": "true"}
+    assert http.post(f"/galleries/{g}/accounts", data=form, files=photos).status_code == 201
+    session = {"code": "self-1", "course": "CS1", "starts_at": (NOW - dt.timedelta(minutes=5)).isoformat(),
+               "ends_at": (NOW + dt.timedelta(hours=1)).isoformat()}  # expected: every subject of the gallery
+    assert http.post(f"/galleries/{g}/exam-sessions", json=session).status_code == 201
+    res = checkin(http, g, "self-1", "S777", lfw_bytes("Tony_Blair", 48)).json()
+    assert res["status"] == "present" and res["student_id"] == "S777", res
+    res = checkin(http, g, "self-1", "S778", lfw_bytes("Tony_Blair", 48)).json()
+    assert res["status"] == "unknown_id"
+    rows = http.get(f"/galleries/{g}/exam-sessions/self-1/attendance", params={"format": "json"}).json()
+    by_id = {r["student_id"]: r for r in rows}
+    assert by_id["S777"]["status"] == "present" and by_id["S777"]["name"] == "Tony Blair"
+    assert "user:S777" not in by_id
+
+
 def test_face_only_failure_counts_toward_an_account_only_for_a_near_miss(tmp_path):
     """The rule behind the lockout of face-only logins, at scores either side of the near-miss
     threshold (the identify threshold at the gallery's ``login_near_miss_fpir``)."""

@@ -1,19 +1,33 @@
-"""The web pages: static HTML and JavaScript that call the REST API with the user's API key.
+"""The web pages: static HTML and JavaScript that call the REST API.
 
 The pages hold no logic of their own: every number they show comes from an /api/v1 route,
-which calls the same service methods as the CLI.
+which calls the same service methods as the CLI. People sign in with an operator account
+(session cookie + CSRF token); kiosks and door terminals may use an API key instead. No
+page has inline script, so the Content-Security-Policy can forbid it.
 """
 
 from __future__ import annotations
 
 from importlib import resources
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 STATIC = resources.files("facegate.web") / "static"
 router = APIRouter(include_in_schema=False)
+
+# path -> (file, what the page is for); the index page lists them.
+PAGES: dict[str, tuple[str, str]] = {
+    "signin": ("signin.html", "Operator sign-in (admin, proctor, team lead)"),
+    "kiosk": ("kiosk.html", "Exam check-in kiosk"),
+    "enroll": ("enroll.html", "Self-service enrollment"),
+    "login": ("login.html", "Face login"),
+    "team": ("team.html", "Team access: members and rights"),
+    "door": ("door.html", "Door: grant or refuse"),
+    "live": ("live.html", "Live recognition"),
+    "admin": ("admin.html", "Administration"),
+}
 
 
 @router.get("/")
@@ -21,10 +35,24 @@ def root() -> RedirectResponse:
     return RedirectResponse("/admin")
 
 
-@router.get("/admin", response_class=HTMLResponse)
-def admin_page() -> HTMLResponse:
-    """Alerts, lockouts, drift and recent decisions of a gallery."""
-    return HTMLResponse((STATIC / "admin.html").read_text(encoding="utf-8"))
+def _page(name: str) -> HTMLResponse:
+    file, _ = PAGES[name]
+    path = STATIC / file
+    if not path.is_file():
+        raise HTTPException(status_code=404, detail=f"page {name!r} is not installed")
+    return HTMLResponse(path.read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"})
+
+
+def _add_page(name: str) -> None:
+    def page() -> HTMLResponse:
+        return _page(name)
+
+    page.__doc__ = PAGES[name][1]
+    router.add_api_route("/" + name, page, methods=["GET"], response_class=HTMLResponse, name=f"page_{name}")
+
+
+for _name in PAGES:
+    _add_page(_name)
 
 
 def install(app: FastAPI) -> None:

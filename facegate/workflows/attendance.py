@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from facegate.storage.models import Alert, AttendanceEvent, Subject, as_utc
+from facegate.workflows.accounts import USER_PREFIX
 
 ATTENDANCE_FIELDS = [
     "student_id", "name", "status", "checked_in_at", "kiosk", "score", "threshold", "attempts",
@@ -24,12 +25,15 @@ def attendance_rows(
 ) -> list[dict[str, Any]]:
     """The rows of an exam the caller has found and may read; ``students`` is the exam's
     expected list (None: every subject of the gallery)."""
-    names: dict[str, str] = {
-        external_id: display_name
-        for external_id, display_name in session.execute(
-            select(Subject.external_id, Subject.display_name).where(Subject.gallery_id == gallery_id)
-        )
-    }
+    names: dict[str, str] = {}
+    for external_id, display_name in session.execute(
+        select(Subject.external_id, Subject.display_name).where(Subject.gallery_id == gallery_id)
+    ):
+        # A self-enrolled account (``user:<id>``) checks in under its username (see
+        # exam.student_subject), unless a subject of that very id exists.
+        sid = external_id[len(USER_PREFIX):] if external_id.startswith(USER_PREFIX) else external_id
+        if sid == external_id or sid not in names:
+            names[sid] = display_name
     expected = students if students is not None else sorted(names)
     events = list(session.scalars(
         select(AttendanceEvent).where(AttendanceEvent.session_id == exam_id).order_by(AttendanceEvent.id)

@@ -45,6 +45,7 @@ from facegate.storage.models import (
     utcnow,
 )
 from facegate.workflows import attendance
+from facegate.workflows.accounts import USER_PREFIX
 from facegate.workflows.alerts import AlertCenter
 from facegate.workflows.exam_schemas import (
     ChallengeOut,
@@ -94,8 +95,24 @@ class _Precheck:
     gallery_id: int
     exam_id: int
     locked: bool
-    known: bool
+    subject: str | None  # the enrolled subject the student id names (None: not enrolled)
     challenge_id: int | None
+
+    @property
+    def known(self) -> bool:
+        return self.subject is not None
+
+
+def student_subject(session: Session, gallery_id: int, student_id: str) -> str | None:
+    """The subject a student id names: the subject of that id, else the self-enrolled account
+    whose username it is (subject ``user:<id>``), so a student who enrolled on the enrollment
+    page with their student number as username checks in with that number."""
+    for external_id in (student_id, USER_PREFIX + student_id):
+        if session.scalar(
+            select(Subject.id).where(Subject.gallery_id == gallery_id, Subject.external_id == external_id)
+        ) is not None:
+            return external_id
+    return None
 
 
 def decide_status(
@@ -167,7 +184,7 @@ class ExamService:
         try:
             with self.gs.ctx.sessions.begin() as session:
                 g = find_gallery(session, gallery, principal)
-                principal.require("admin", g)
+                principal.require("proctor", g)
                 row = ExamSession(
                     gallery_id=g.id, code=data.code, course=data.course, room=data.room, starts_at=data.starts_at,
                     ends_at=data.ends_at, online=data.online, settings=settings,
@@ -236,7 +253,7 @@ class ExamService:
         pre = self._precheck(gallery, code, student_id, kind, now, principal)
         verify = None
         if pre.known and not pre.locked:
-            verify = self.gs.verify(gallery, student_id, photo, request_id=request_id, crosscheck=True,
+            verify = self.gs.verify(gallery, pre.subject or student_id, photo, request_id=request_id, crosscheck=True,
                                     principal=principal)
         result = self._record(pre, student_id, kind, kiosk, verify, now)
         if pre.locked:
@@ -261,9 +278,7 @@ class ExamService:
                     f"to {opts.ends_at.isoformat(timespec='minutes')}; it is {now.isoformat(timespec='minutes')}"
                 )
             locked = self.lockout.active(session, g, student_id) is not None
-            known = session.scalar(
-                select(Subject.id).where(Subject.gallery_id == g.id, Subject.external_id == student_id)
-            ) is not None
+            subject = student_subject(session, g.id, student_id)
             challenge_id = None
             if kind == "reverify":
                 if not exam.online:
@@ -272,7 +287,7 @@ class ExamService:
                 if challenge is None:
                     raise ConflictError(f"no re-verification is due for {student_id!r} in {code!r}")
                 challenge_id = challenge.id
-            return _Precheck(g.id, exam.id, locked, known, challenge_id)
+            return _Precheck(g.id, exam.id, locked, subject, challenge_id)
 
     def _record(
         self, pre: _Precheck, student_id: str, kind: CheckKind, kiosk: str, verify: VerifyResult | None,
@@ -395,7 +410,7 @@ class ExamService:
         now = now or utcnow()
         with self.gs.ctx.sessions.begin() as session:
             g = find_gallery(session, gallery, principal)
-            principal.require("admin", g)
+            principal.require("proctor", g)
             exam = self._exam(session, g, code)
             if not exam.online:
                 raise InvalidRequestError(f"exam session {code!r} is not online: it has no re-verifications")
