@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     # Image input limits: refuse before decoding, so a bomb never allocates.
     max_image_bytes: int = Field(20 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(50_000_000, gt=0)
+    max_image_decode_bytes: int = Field(256 * 1024 * 1024, gt=0)  # peak memory one decode may take
+    max_concurrent_decodes: int = Field(2, ge=1, le=64)  # image decodes at once per process
     # onnxruntime threads: explicit, the target machine has 2 cores. Inter-op threads run
     # independent branches of a graph at once (parallel execution mode when above 1).
     ort_intra_threads: int = Field(2, ge=1)
@@ -79,6 +81,8 @@ class Settings(BaseSettings):
     # data_dir/secret_key (created on first use, mode 0600).
     secret_key: str = ""
     session_token_minutes: float = Field(60.0, gt=0, allow_inf_nan=False)
+    # How long an operator (admin, proctor, team lead) stays signed in to the admin pages.
+    operator_session_minutes: float = Field(480.0, gt=0, allow_inf_nan=False)
     # Background jobs beside the API server (webhook delivery, missed re-verifications).
     background_worker: bool = True
     # The automatic response to drift (facegate/monitoring/auto.py): how often every gallery is

@@ -22,7 +22,11 @@ Behaviour choices:
   16-bit photo does not saturate to white.
 * EXIF orientation is applied, so a portrait phone photo is upright, as the user saw it.
 * Size limits are checked before decoding: bytes from ``stat`` before a file is read,
-  pixels from the header before any pixel buffer is allocated.
+  pixels from the header before any pixel buffer is allocated, and the memory the decode
+  will take (:func:`decode_cost`: size, mode, bit depth, bands) against a budget. A JPEG
+  over the budget is decoded at a reduced scale (libjpeg's DCT scaling) when that brings
+  it under; anything else over it is refused. At most ``max_concurrent`` decodes run at
+  once per process, so four worst-case uploads cost two budgets, not four.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import io
 import os
 import re
 import stat
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,15 +98,55 @@ class ImageLimits:
 
     max_bytes: int
     max_pixels: int
+    max_decoded_bytes: int = 256 * 1024 * 1024
+    max_concurrent: int = 2
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> ImageLimits:
-        """Limits from ``FACEGATE_MAX_IMAGE_BYTES`` / ``FACEGATE_MAX_IMAGE_PIXELS``."""
+        """Limits from ``FACEGATE_MAX_IMAGE_BYTES`` / ``_PIXELS`` / ``_DECODE_BYTES`` / ``_DECODES``."""
         if settings is None:
             from facegate.config import get_settings
 
             settings = get_settings()
-        return cls(max_bytes=int(settings.max_image_bytes), max_pixels=int(settings.max_image_pixels))
+        return cls(max_bytes=int(settings.max_image_bytes), max_pixels=int(settings.max_image_pixels),
+                   max_decoded_bytes=int(settings.max_image_decode_bytes),
+                   max_concurrent=int(settings.max_concurrent_decodes))
+
+
+# Bytes a pixel costs at the peak of decoding and converting to RGB uint8, by Pillow mode:
+# Pillow's own buffer (1 byte a pixel for 8-bit single-band modes, 2 for 16-bit, 4 for
+# everything else, multi-band included), the copy numpy takes of it, what _to_rgb_array
+# allocates on the way (float planes for 16-bit and float images, an RGBA composite for
+# transparency) and the RGB result. Measured as the peak RSS over a 3000x3000 decode of each
+# mode (L 11.4, RGB 10.3, CMYK 14.4, RGBA 22.4, I;16 17.1, I and F 32.5 bytes a pixel), with
+# a margin; tests/test_imaging.py checks the estimate bounds the measured peak.
+_COST_PER_PIXEL = {"1": 12, "L": 12, "P": 12, "RGB": 12, "I;16": 20, "I;16L": 20, "I;16B": 20, "I;16N": 20,
+                   "I": 36, "F": 36}
+_COST_MULTIBAND = 16
+_COST_TRANSPARENT = 26
+_COST_FIXED = 8 * 1024 * 1024  # the decoder's and allocator's own overhead, whatever the size
+
+
+def decode_cost(mode: str, size: tuple[int, int], transparent: bool = False) -> int:
+    """Peak bytes decoding an image of this mode and size to RGB takes (an upper estimate)."""
+    w, h = size
+    if transparent or mode in ("RGBA", "LA", "La", "RGBa", "PA"):
+        per = _COST_TRANSPARENT
+    else:
+        per = _COST_PER_PIXEL.get(mode, _COST_MULTIBAND)
+    return w * h * per + _COST_FIXED
+
+
+_slots_lock = threading.Lock()
+_slots: dict[int, threading.BoundedSemaphore] = {}
+
+
+def _decode_slots(n: int) -> threading.BoundedSemaphore:
+    """The process-wide semaphore that lets ``n`` decodes run at once."""
+    with _slots_lock:
+        if n not in _slots:
+            _slots[n] = threading.BoundedSemaphore(max(1, n))
+        return _slots[n]
 
 
 def image_sha256(data: bytes) -> str:
@@ -135,6 +180,15 @@ def _too_many_pixels(size: tuple[int, int] | None, pixels: int, limits: ImageLim
     return ImageTooLargeError(
         f"{_prefix(what)}image is {dims}{_fmt_pixels(pixels)}, over the limit of {_fmt_pixels(limits.max_pixels)} "
         "(FACEGATE_MAX_IMAGE_PIXELS); downscale it before sending"
+    )
+
+
+def _over_budget(size: tuple[int, int], mode: str, cost: int, limits: ImageLimits, what: str) -> ImageTooLargeError:
+    w, h = size
+    return ImageTooLargeError(
+        f"{_prefix(what)}image is {w}x{h} in mode {mode}: decoding it would take {_fmt_bytes(cost)} of memory, "
+        f"over the limit of {_fmt_bytes(limits.max_decoded_bytes)} (FACEGATE_MAX_IMAGE_DECODE_BYTES); "
+        "send an 8-bit JPEG or PNG of a few megapixels"
     )
 
 
@@ -305,7 +359,7 @@ def decode_image(data: bytes, limits: ImageLimits | None = None, *, name: str = 
     # photo needs. catch_warnings is not thread-safe before Python 3.14: concurrent calls
     # can leave the "error" filter for DecompressionBombWarning installed process-wide,
     # which is harmless here (it is the behaviour we want anyway).
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _decode_slots(limits.max_concurrent):
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             im = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
@@ -314,6 +368,7 @@ def decode_image(data: bytes, limits: ImageLimits | None = None, *, name: str = 
                 raise CorruptImageError(f"{_prefix(name)}image header says {w}x{h}; the file is damaged")
             if w * h > limits.max_pixels:
                 raise _too_many_pixels((w, h), w * h, limits, name)
+            _fit_budget(im, limits, name)
             im.load()  # first frame only for GIF/WebP/MPO/TIFF
             with contextlib.suppress(Exception):  # a broken EXIF block must not lose the photo
                 if im.getexif().get(_EXIF_ORIENTATION, 1) in (2, 3, 4, 5, 6, 7, 8):
@@ -339,6 +394,24 @@ def decode_image(data: bytes, limits: ImageLimits | None = None, *, name: str = 
             raise _corrupt_or_not(data, name, None) from None
         except Exception as exc:
             raise _corrupt_or_not(data, name, exc) from exc
+
+
+def _fit_budget(im: Image.Image, limits: ImageLimits, name: str) -> None:
+    """Refuse, from the header, an image whose decode would take more than the memory budget;
+    a JPEG is first asked to decode at 1/2, 1/4 or 1/8 scale (``draft``) when that fits."""
+    transparent = "transparency" in im.info
+    cost = decode_cost(im.mode, im.size, transparent)
+    if cost <= limits.max_decoded_bytes:
+        return
+    if im.format == "JPEG":
+        for scale in (2, 4, 8):
+            target = (im.size[0] // scale, im.size[1] // scale)
+            if decode_cost(im.mode, target) <= limits.max_decoded_bytes:
+                im.draft(im.mode, target)
+                if decode_cost(im.mode, im.size) <= limits.max_decoded_bytes:
+                    return
+                break
+    raise _over_budget(im.size, im.mode, cost, limits, name)
 
 
 def load_image(source: ImageSource, limits: ImageLimits | None = None) -> np.ndarray:

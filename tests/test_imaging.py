@@ -363,3 +363,128 @@ def test_limits_from_settings() -> None:
     assert limits == ImageLimits(max_bytes=123, max_pixels=456)
     default = ImageLimits.from_settings()
     assert default.max_bytes > 0 and default.max_pixels > 0
+
+
+# --------------------------------------------------------------------------- the decode budget
+
+_PEAK_SCRIPT = """
+import sys, threading, time
+from facegate.imaging import ImageLimits, decode_image
+data = open(sys.argv[1], "rb").read()
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) * 1024
+time.sleep(0.05)
+base = rss(); peak = [base]; done = []
+def watch():
+    while not done:
+        peak[0] = max(peak[0], rss()); time.sleep(0.0005)
+t = threading.Thread(target=watch); t.start()
+try:
+    decode_image(data, ImageLimits(10**9, 10**9, int(sys.argv[2]), 2))
+    outcome = "decoded"
+except Exception as exc:
+    outcome = type(exc).__name__
+peak[0] = max(peak[0], rss()); done.append(1); t.join()
+print(outcome, peak[0] - base)
+"""
+
+
+def _tiff(array: np.ndarray, mode: str | None = None) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array, mode).save(buf, "TIFF") if mode else Image.fromarray(array).save(buf, "TIFF")
+    return buf.getvalue()
+
+
+def _decode_peak(tmp_path: Path, data: bytes, budget: int) -> tuple[str, int]:
+    """Decode in a fresh process; (outcome, peak RSS growth in bytes) sampled every 0.5 ms."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "image.bin"
+    path.write_bytes(data)
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(path), str(budget)], capture_output=True,
+                         text=True, cwd=root, timeout=120, check=True).stdout.split()
+    return out[0], int(out[1])
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "F", "I;16"])
+def test_decode_cost_bounds_the_real_peak(tmp_path, mode):
+    """The header-only estimate is at least the memory the decode really takes."""
+    from facegate.imaging import decode_cost
+
+    rng = np.random.default_rng(0)
+    side = 2000
+    arrays = {
+        "RGB": lambda: (rng.random((side, side, 3)) * 255).astype(np.uint8),
+        "RGBA": lambda: (rng.random((side, side, 4)) * 255).astype(np.uint8),
+        "F": lambda: (rng.random((side, side)) * 1000).astype(np.float32),
+        "I;16": lambda: (rng.random((side, side)) * 65535).astype(np.uint16),
+    }
+    data = _tiff(arrays[mode]())
+    with Image.open(io.BytesIO(data)) as im:
+        estimate = decode_cost(im.mode, im.size)
+    outcome, peak = _decode_peak(tmp_path, data, 10**12)
+    assert outcome == "decoded"
+    assert peak <= estimate, (mode, peak, estimate)
+
+
+def test_a_small_file_that_decodes_huge_is_refused_from_its_header(tmp_path):
+    """A 7000x7000 float TIFF (a few hundred KB compressed) would take ~1.7 GB to decode: it is
+    refused before any pixel is decoded, with a message that says why, and costs next to nothing."""
+    buf = io.BytesIO()
+    Image.new("F", (7000, 7000), 0.5).save(buf, "TIFF", compression="tiff_adobe_deflate")
+    data = buf.getvalue()
+    assert len(data) < 2 * 1024 * 1024
+    with pytest.raises(ImageTooLargeError, match=r"7000x7000 in mode F: decoding it would take .* of memory"):
+        decode_image(data, LIMITS)
+    outcome, peak = _decode_peak(tmp_path, data, LIMITS.max_decoded_bytes)
+    assert outcome == "ImageTooLargeError" and peak < 32 * 1024 * 1024, peak
+
+
+def test_a_big_jpeg_is_decoded_at_a_reduced_scale_to_fit_the_budget():
+    """libjpeg decodes at 1/2..1/8 scale for free: a 6000x4000 photo over the budget comes back
+    at 3000x2000 instead of being refused; a PNG of the same size is refused."""
+    big = cv2.resize(_photo(400, 600), (6000, 4000))
+    ok, jpeg = cv2.imencode(".jpg", big)
+    assert ok
+    limits = ImageLimits(max_bytes=LIMITS.max_bytes, max_pixels=LIMITS.max_pixels, max_decoded_bytes=128 * 1024 * 1024)
+    assert decode_image(jpeg.tobytes(), limits).shape == (2000, 3000, 3)
+    unbounded = ImageLimits(LIMITS.max_bytes, LIMITS.max_pixels, max_decoded_bytes=10**12)
+    assert decode_image(jpeg.tobytes(), unbounded).shape == (4000, 6000, 3)
+    ok, png = cv2.imencode(".png", big[:, :, ::-1])
+    with pytest.raises(ImageTooLargeError, match="FACEGATE_MAX_IMAGE_DECODE_BYTES"):
+        decode_image(png.tobytes(), limits)
+
+
+def test_at_most_n_decodes_run_at_once(monkeypatch):
+    """Eight threads decoding at once: never more than ``max_concurrent`` inside the decoder."""
+    import threading
+
+    import facegate.imaging as imaging
+
+    inside, most, lock = [0], [0], threading.Lock()
+    real = imaging._to_rgb_array
+
+    def counting(im):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.05)
+        try:
+            return real(im)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(imaging, "_to_rgb_array", counting)
+    data = _encode(Image.fromarray(_photo()), "PNG")
+    limits = ImageLimits(LIMITS.max_bytes, LIMITS.max_pixels, LIMITS.max_decoded_bytes, max_concurrent=2)
+    threads = [threading.Thread(target=decode_image, args=(data, limits)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most[0] == 2
