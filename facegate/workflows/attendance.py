@@ -75,9 +75,25 @@ def student_row(student_id: str, name: str, events: Sequence[AttendanceEvent], a
     }
 
 
+# A cell a spreadsheet would read as a formula (CSV injection, OWASP): = + - @, tab, CR.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula gets a leading apostrophe, so it
+    shows as the text it is (``=HYPERLINK(...)`` in a roster name stays text). Numbers are
+    left alone: a negative score is a number, not a formula."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        try:
+            float(value)
+        except ValueError:
+            return "'" + value
+    return value
+
+
 def attendance_csv(rows: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=ATTENDANCE_FIELDS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: csv_safe(v) for k, v in row.items()} for row in rows)
     return buffer.getvalue()

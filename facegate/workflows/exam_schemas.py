@@ -13,7 +13,8 @@ from facegate.storage.models import ExamSession, ReverifyChallenge, as_utc
 
 
 class ExamSessionIn(BaseModel):
-    code: str = Field(..., min_length=1, max_length=100, pattern=r"^[^/]+$")
+    code: str = Field(..., min_length=1, max_length=100, pattern=r"^[^/\x00-\x1f\x7f]+$",
+                      description="No slash and no control character: it names URLs and file names.")
     course: str = Field(..., min_length=1, max_length=200)
     room: str = Field("", max_length=200)
     starts_at: dt.datetime
