@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     operator_session_minutes: float = Field(480.0, gt=0, allow_inf_nan=False)
     # Background jobs beside the API server (webhook delivery, missed re-verifications).
     background_worker: bool = True
+    # Hosts or networks (comma-separated: "hooks.internal, 10.0.0.0/8, 127.0.0.1") the server may
+    # send webhooks to although they are loopback, private or reserved; none by default.
+    outbound_allowed_hosts: str = ""
     # The automatic response to drift (facegate/monitoring/auto.py): how often every gallery is
     # checked (0 turns it off) and how long a gallery is left alone after an action.
     auto_respond_interval_s: float = Field(3600.0, ge=0, allow_inf_nan=False)

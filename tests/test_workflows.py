@@ -99,7 +99,8 @@ def server(backend, request, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp(f"workflows_{backend}")
     url = fresh_database_url(backend, tmp, request, prefix="facegate_wf")
-    settings = Settings(data_dir=tmp / "data", database_url=url)
+    # The webhook receiver of these tests listens on loopback, which an operator must allow.
+    settings = Settings(data_dir=tmp / "data", database_url=url, outbound_allowed_hosts="127.0.0.1")
     service = GalleryService(settings, migrate=True, calibrations=RegistryCalibrations(settings))  # as the server
     admin = service.create_api_key("admin", ["admin"], principal=SYSTEM)
     app = create_app(service)

@@ -29,6 +29,7 @@ from facegate.gallery.schemas import (
 )
 from facegate.gallery.thresholds import calibration_shown
 from facegate.security import Principal, authorize, caller
+from facegate.security.outbound import check_outbound_url
 from facegate.storage.models import FaceCrop, FaceTemplate, Gallery, Subject
 
 # -- galleries ----------------------------------------------------------------------------
@@ -63,6 +64,7 @@ def create_gallery(
     with ctx.sessions.begin() as session:
         if session.scalar(select(Gallery).where(Gallery.name == name)) is not None:
             raise ConflictError(f"gallery {name!r} already exists")
+        _check_urls(ctx, settings or GallerySettings())
         gallery = Gallery(
             name=name,
             model_id=engine.model_id,
@@ -73,6 +75,15 @@ def create_gallery(
         session.add(gallery)
         session.flush()
         return gallery_out(ctx, session, gallery)
+
+
+def _check_urls(ctx: GalleryContext, settings: GallerySettings) -> None:
+    """The webhook URL is one the server may send to (see facegate.security.outbound)."""
+    if settings.alert_webhook_url:
+        try:
+            check_outbound_url(settings.alert_webhook_url, ctx.settings.outbound_allowed_hosts.split(","))
+        except InvalidRequestError as exc:
+            raise InvalidRequestError(f"alert_webhook_url: {exc.message}") from None
 
 
 def get_gallery(ctx: GalleryContext, name: str, principal: Principal) -> GalleryOut:
@@ -98,10 +109,13 @@ def update_gallery_settings(ctx: GalleryContext, name: str, changes: dict[str, A
             changes = {k: v for k, v in changes.items() if k != "alert_webhook_secret"}
         merged = gallery_settings(gallery).model_dump() | changes
         try:
-            gallery.settings = GallerySettings(**merged).model_dump()
+            checked = GallerySettings(**merged)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
             raise InvalidRequestError(f"invalid gallery settings: {problems}") from None
+        if "alert_webhook_url" in changes:
+            _check_urls(ctx, checked)
+        gallery.settings = checked.model_dump()
         return gallery_out(ctx, session, gallery)
 
 

@@ -27,11 +27,13 @@ from pydantic import BaseModel
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
+from facegate.errors import InvalidRequestError
 from facegate.gallery.context import find_gallery
 from facegate.gallery.paging import newest_first, page_of
 from facegate.gallery.schemas import Page
 from facegate.gallery.service import GalleryService
 from facegate.security import Principal
+from facegate.security.outbound import check_outbound_url
 from facegate.storage.models import Alert, Gallery, utcnow
 
 log = logging.getLogger(__name__)
@@ -168,7 +170,7 @@ class AlertCenter:
         limit = max(1, min(limit, 500))
         with self.gs.ctx.sessions() as session:
             g = find_gallery(session, gallery, principal)
-            principal.require("admin", g)
+            principal.require("proctor", g)
             query = select(Alert).where(Alert.gallery_id == g.id)
             if kind:
                 query = query.where(Alert.kind == kind)
@@ -184,7 +186,7 @@ class AlertCenter:
     def acknowledge(self, gallery: str, alert_id: int, by: str, *, principal: Principal) -> AlertOut:
         with self.gs.ctx.sessions.begin() as session:
             g = find_gallery(session, gallery, principal)
-            principal.require("admin", g)
+            principal.require("proctor", g)
             alert = session.get(Alert, alert_id)
             if alert is None or alert.gallery_id != g.id:
                 from facegate.errors import NotFoundError
@@ -244,12 +246,16 @@ class AlertCenter:
             headers["X-FaceGate-Signature"] = sign(policy.alert_webhook_secret, timestamp, body)
         error = ""
         try:
-            response = self.http.post(policy.alert_webhook_url, content=body, headers=headers)
+            # Checked again at send time: the host may resolve elsewhere now than when it was set.
+            check_outbound_url(policy.alert_webhook_url, self.gs.settings.outbound_allowed_hosts.split(","))
+            response = self.http.post(policy.alert_webhook_url, content=body, headers=headers, follow_redirects=False)
             ok = 200 <= response.status_code < 300
             if not ok:
                 error = f"HTTP {response.status_code}"
         except httpx.HTTPError as exc:
             ok, error = False, f"{type(exc).__name__}: {exc}"
+        except InvalidRequestError as exc:
+            ok, error = False, f"refused: {exc.message}"
         with self.gs.ctx.sessions.begin() as session:
             alert = session.get(Alert, alert_id)
             if alert is None:
