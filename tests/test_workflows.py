@@ -159,16 +159,19 @@ def test_exam_checkin_end_to_end(http, tmp_path):
     assert r.status_code == 200, r.text
     report = r.json()
     assert report["rows"] == 8
-    assert report["students_created"] == 6  # five students + the blank-card row's subject (no usable photo)
+    assert report["students_created"] == 5  # the blank-card row's student is not created: no usable photo
+    assert http.get(f"/galleries/{g}/subjects/S098").status_code == 404
     assert report["photos_accepted"] == 6
     codes = {(e["line"], e["code"]) for e in report["errors"]}
     assert (7, "invalid_row") in codes and (8, "invalid_row") in codes and (9, "no_face") in codes, report["errors"]
 
     # Re-import: names updated, nothing duplicated.
-    text2 = text.replace("Naoto Kan", "Naoto KAN")
+    # A repeated id (line 10) is reported and skipped: it never renames the student of line 3.
+    text2 = text.replace("Naoto Kan", "Naoto KAN") + "S002,Someone Else,S002.jpg\n"
     r = http.post(f"/galleries/{g}/roster", files=[("roster", ("roster.csv", text2.encode(), "text/csv"))] + files)
     report2 = r.json()
-    assert report2["students_created"] == 0 and report2["students_updated"] == 6
+    assert (10, "duplicate_id") in {(e["line"], e["code"]) for e in report2["errors"]}, report2["errors"]
+    assert report2["students_created"] == 0 and report2["students_updated"] == 5
     assert report2["photos_accepted"] == 0 and report2["photos_skipped"] == 6
     assert http.get(f"/galleries/{g}/subjects/S002").json()["display_name"] == "Naoto KAN"
     assert http.get(f"/galleries/{g}").json()["templates"] == 6

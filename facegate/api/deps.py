@@ -1,28 +1,96 @@
-"""FastAPI dependencies: the service, the caller's API key, uploaded photos."""
+"""FastAPI dependencies: the service, the caller (API key or operator session), uploaded photos."""
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from fastapi import Depends, Request, UploadFile
+from fastapi import Depends, Request, UploadFile, WebSocket
 
-from facegate.errors import ImageTooLargeError
+from facegate.errors import AuthenticationError, ImageTooLargeError
+from facegate.gallery import operators
 from facegate.gallery.inputs import PhotoInput
+from facegate.gallery.selfservice import self_service_principal
 from facegate.gallery.service import GalleryService
-from facegate.security import Principal
+from facegate.security import ANONYMOUS, CsrfError, Principal
+
+SESSION_COOKIE = "fg_session"
+CSRF_COOKIE = "fg_csrf"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def get_service(request: Request) -> GalleryService:
     return request.app.state.service
 
 
-def get_principal(request: Request, service: Annotated[GalleryService, Depends(get_service)]) -> Principal:
-    secret = request.headers.get("x-api-key")
+def _api_key(headers) -> str | None:
+    secret = headers.get("x-api-key")
     if not secret:
-        auth = request.headers.get("authorization", "")
+        auth = headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             secret = auth[7:].strip()
-    return service.authenticate(secret)
+    return secret
+
+
+def optional_principal(request: Request, service: Annotated[GalleryService, Depends(get_service)]) -> Principal:
+    """The caller: an API key (header) first, then a signed-in operator's session cookie, else
+    :data:`ANONYMOUS`. A cookie alone never authorises an unsafe method: it needs the session's
+    CSRF token in the X-CSRF-Token header (another site's form can send the cookie, not the header)."""
+    secret = _api_key(request.headers)
+    if secret:
+        return service.authenticate(secret)
+    signed_in = operators.resolve_session(service.ctx, request.cookies.get(SESSION_COOKIE))
+    if signed_in is None:
+        return ANONYMOUS
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), signed_in.csrf_token.encode()):
+            raise CsrfError("missing or wrong X-CSRF-Token header: send the value of the fg_csrf cookie")
+    return signed_in.principal
+
+
+def get_principal(principal: Annotated[Principal, Depends(optional_principal)]) -> Principal:
+    """The caller, refused with a 401 when nobody is: every route but the self-service ones."""
+    if principal.anonymous:
+        raise AuthenticationError("missing API key: send it in the 'X-API-Key' header, or sign in")
+    return principal
+
+
+def self_service_caller(
+    gallery: str, service: Annotated[GalleryService, Depends(get_service)],
+    principal: Annotated[Principal, Depends(optional_principal)],
+) -> Principal:
+    """The caller of a self-service route (register, face login, photo quality): a stranger is
+    let in only on a gallery with ``self_service`` on."""
+    return self_service_principal(service.ctx, gallery, principal)
+
+
+def same_origin(headers) -> bool:
+    """The page making a browser request is on this server: its Origin (when sent; scripts and
+    curl send none) names the Host, or the X-Forwarded-Host a reverse proxy passes on (a page
+    cannot set that header on a cross-site request without a CORS preflight this server refuses)."""
+    origin = headers.get("origin")
+    if origin is None:
+        return True
+    hosts = {headers.get("host", "").lower(), headers.get("x-forwarded-host", "").split(",")[0].strip().lower()}
+    return urlsplit(origin).netloc.lower() in hosts - {""}
+
+
+def websocket_principal(websocket: WebSocket, service: GalleryService) -> Principal:
+    """A WebSocket's caller: an API key (header or ``api_key`` query parameter), else the session
+    cookie, refused when the page opening it is on another site (cross-site WebSocket hijacking:
+    browsers send cookies with a cross-site handshake, and CORS does not apply)."""
+    secret = _api_key(websocket.headers) or websocket.query_params.get("api_key")
+    if secret:
+        return service.authenticate(secret)
+    signed_in = operators.resolve_session(service.ctx, websocket.cookies.get(SESSION_COOKIE))
+    if signed_in is None:
+        return service.authenticate(None)  # the usual 401 for a missing key
+    if not same_origin(websocket.headers):
+        raise CsrfError("cross-site WebSocket refused: the page's Origin is not this server")
+    return signed_in.principal
 
 
 def request_id(request: Request) -> str:
@@ -51,4 +119,6 @@ def read_photo(upload: UploadFile, limit: int) -> PhotoInput:
 
 ServiceDep = Annotated[GalleryService, Depends(get_service)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+OptionalPrincipalDep = Annotated[Principal, Depends(optional_principal)]
+SelfServiceDep = Annotated[Principal, Depends(self_service_caller)]
 RequestIdDep = Annotated[str, Depends(request_id)]

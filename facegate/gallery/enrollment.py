@@ -50,10 +50,14 @@ class _Target:
     """The subject being enrolled and the rules it is enrolled under."""
 
     gallery: Gallery
-    subject_id: int
+    subject_id: int | None  # None: not created yet; created with its first accepted template
     engine: FaceEngine
     policy: GallerySettings
     face_index: int | None
+    external_id: str = ""
+    display_name: str | None = None
+    attributes: dict | None = None
+    created: bool = False
 
 
 def enroll(
@@ -79,14 +83,18 @@ def enroll(
         g = find_gallery(session, gallery, principal)
         principal.require("enroll", g)
     engine = ctx.engine_for(g)
-    subject_id, created = get_or_create_subject(ctx, g, external_id, display_name, attributes, create_subject)
-    target = _Target(g, subject_id, engine, gallery_settings(g), face_index)
+    subject_id = existing_subject(ctx, g, external_id, display_name, attributes)
+    if subject_id is None and not create_subject:
+        raise NotFoundError(f"subject {external_id!r} not found in gallery {g.name!r}")
+    # A new subject is created in the transaction of its first accepted template: a subject
+    # none of whose photos passes, or a request killed before one did, leaves nothing behind.
+    target = _Target(g, subject_id, engine, gallery_settings(g), face_index, external_id, display_name, attributes)
     results = [enroll_one(ctx, target, item) for item in items]
     if any(i.status == "accepted" for i in results):
         ctx.search.invalidate(g.id)
     report = EnrollReport(
         subject=external_id,
-        created_subject=created,
+        created_subject=target.created,
         accepted=sum(i.status == "accepted" for i in results),
         rejected=sum(i.status == "rejected" for i in results),
         skipped=sum(i.status == "skipped" for i in results),
@@ -99,35 +107,19 @@ def enroll(
     return report
 
 
-def get_or_create_subject(
-    ctx: GalleryContext, g: Gallery, external_id: str, display_name: str | None, attributes: dict | None, create: bool
-) -> tuple[int, bool]:
-    """The subject's id (updating name and attributes when given), created when allowed; a
-    subject created at the same moment by another request is read back."""
-    for _attempt in range(3):
-        with ctx.sessions.begin() as session:
-            subject = session.scalar(
-                select(Subject).where(Subject.gallery_id == g.id, Subject.external_id == external_id)
-            )
-            if subject is not None:
-                if display_name is not None:
-                    subject.display_name = display_name
-                if attributes is not None:
-                    subject.attributes = attributes
-                return subject.id, False
-            if not create:
-                raise NotFoundError(f"subject {external_id!r} not found in gallery {g.name!r}")
-        try:
-            with ctx.sessions.begin() as session:
-                subject = Subject(
-                    gallery_id=g.id, external_id=external_id, display_name=display_name or "", attributes=attributes or {}
-                )
-                session.add(subject)
-                session.flush()
-                return subject.id, True
-        except IntegrityError:
-            continue  # created concurrently by another request: read it back
-    raise ConflictError(f"could not create subject {external_id!r}; retry")
+def existing_subject(
+    ctx: GalleryContext, g: Gallery, external_id: str, display_name: str | None, attributes: dict | None
+) -> int | None:
+    """The subject's id, its name and attributes updated when given; None when it does not exist."""
+    with ctx.sessions.begin() as session:
+        subject = session.scalar(select(Subject).where(Subject.gallery_id == g.id, Subject.external_id == external_id))
+        if subject is None:
+            return None
+        if display_name is not None:
+            subject.display_name = display_name
+        if attributes is not None:
+            subject.attributes = attributes
+        return int(subject.id)
 
 
 def _rejected(name: str, reason: str, code: str, **extra: object) -> EnrollItem:
@@ -207,7 +199,7 @@ def _choose_face(faces: list[Face], face_index: int | None, name: str) -> tuple[
     return foreground[0], background
 
 
-def cross_match(ctx: GalleryContext, g: Gallery, subject_id: int, face: Face) -> tuple[str, float] | None:
+def cross_match(ctx: GalleryContext, g: Gallery, subject_id: int | None, face: Face) -> tuple[str, float] | None:
     """Another subject this face matches over the gallery's identify threshold: (id, score)."""
     with ctx.sessions() as session:
         total = template_count(session, g.id)
@@ -223,21 +215,42 @@ def cross_match(ctx: GalleryContext, g: Gallery, subject_id: int, face: Face) ->
 
 
 def _store(ctx: GalleryContext, target: _Target, face: Face, source_hash: str) -> int | None:
-    """Commit the template (and its crop when the gallery keeps crops); None for a duplicate
-    committed by a concurrent request."""
-    try:
-        with ctx.sessions.begin() as session:
-            template = template_row(target.gallery.id, target.subject_id, face, source_hash)
-            session.add(template)
+    """Commit the template (and its crop when the gallery keeps crops), creating the subject
+    in the same transaction when it does not exist yet; None for a duplicate committed by a
+    concurrent request."""
+    for _attempt in range(3):
+        try:
+            return _store_once(ctx, target, face, source_hash)
+        except IntegrityError:
+            if target.subject_id is not None:
+                return None
+            # The subject was created by a concurrent request: enroll into it.
+            target.subject_id = existing_subject(ctx, target.gallery, target.external_id, None, None)
+    raise ConflictError(f"could not create subject {target.external_id!r}; retry")
+
+
+def _store_once(ctx: GalleryContext, target: _Target, face: Face, source_hash: str) -> int:
+    with ctx.sessions.begin() as session:
+        subject_id, created = target.subject_id, False
+        if subject_id is None:
+            subject = Subject(gallery_id=target.gallery.id, external_id=target.external_id,
+                              display_name=target.display_name or "", attributes=target.attributes or {})
+            session.add(subject)
             session.flush()
-            if target.policy.store_crops:
-                bgr = cv2.cvtColor(face.aligned, cv2.COLOR_RGB2BGR)
-                ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 92])
-                if ok:
-                    session.add(FaceCrop(template_id=template.id, jpeg=jpeg.tobytes()))
-            return int(template.id)
-    except IntegrityError:
-        return None
+            subject_id, created = int(subject.id), True
+        template = template_row(target.gallery.id, subject_id, face, source_hash)
+        session.add(template)
+        session.flush()
+        if target.policy.store_crops:
+            bgr = cv2.cvtColor(face.aligned, cv2.COLOR_RGB2BGR)
+            ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 92])
+            if ok:
+                session.add(FaceCrop(template_id=template.id, jpeg=jpeg.tobytes()))
+        template_id = int(template.id)
+    # Committed: only now is the new subject the target's.
+    if created:
+        target.subject_id, target.created = subject_id, True
+    return template_id
 
 
 def import_templates(

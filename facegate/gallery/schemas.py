@@ -38,6 +38,10 @@ class GallerySettings(BaseModel):
         "identify_fpir): a look-alike or a spoof, not any passer-by, whose failures would otherwise lock out "
         "whoever resembles them most. Strangers reach it at this rate per attempt.",
     )
+    self_service: bool = Field(
+        False, description="Anyone, without a key, may register an account, log in by face and check a photo's "
+        "quality in this gallery (the self-service enrollment, login and kiosk pages).",
+    )
 
 
 class GalleryOut(BaseModel):

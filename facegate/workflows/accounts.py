@@ -33,7 +33,7 @@ from facegate.errors import (
     NotFoundError,
 )
 from facegate.gallery.context import find_gallery
-from facegate.gallery.schemas import EnrollItem, IdentifiedFace, SubjectIn
+from facegate.gallery.schemas import EnrollItem, IdentifiedFace
 from facegate.gallery.service import GalleryService, PhotoInput
 from facegate.gallery.thresholds import identify_threshold
 from facegate.security import SYSTEM, Principal
@@ -124,12 +124,16 @@ class AccountService:
             g = find_gallery(session, gallery, principal)
             principal.require("enroll", g)
             taken = session.scalar(select(Account.id).where(Account.gallery_id == g.id, Account.username == data.username))
-        if taken is not None:
+            subject_taken = session.scalar(
+                select(Subject.id).where(Subject.gallery_id == g.id, Subject.external_id == subject_id)
+            )
+        if taken is not None or subject_taken is not None:
             raise ConflictError(f"username {data.username!r} is taken")
-        self.gs.create_subject(gallery, SubjectIn(external_id=subject_id, display_name=data.display_name,
-                                                  attributes={"role": "user"}), principal=principal)
         try:
-            report = self.gs.enroll(gallery, subject_id, photos, create_subject=False, principal=principal)
+            # The subject is created with its first accepted photo (nothing is left of a request
+            # killed before one), and erased below when fewer than MIN_PHOTOS pass.
+            report = self.gs.enroll(gallery, subject_id, photos, display_name=data.display_name,
+                                    attributes={"role": "user"}, create_subject=True, principal=principal)
             if report.accepted < MIN_PHOTOS:
                 reasons = "; ".join(f"{i.image}: {i.reason}" for i in report.items if i.status != "accepted")
                 raise InvalidRequestError(
@@ -146,13 +150,20 @@ class AccountService:
                     password_hash=_hasher.hash(data.password), consent_text=data.consent_text, consent_at=consent_at,
                 ))
         except IntegrityError:
-            self.gs.delete_subject(gallery, subject_id, principal=SYSTEM)
+            self._erase(gallery, subject_id)
             raise ConflictError(f"username {data.username!r} is taken") from None
         except BaseException:
-            self.gs.delete_subject(gallery, subject_id, principal=SYSTEM)  # nothing of a failed registration stays
+            self._erase(gallery, subject_id)  # nothing of a failed registration stays
             raise
         return RegistrationResult(username=data.username, subject=subject_id, consent_at=consent_at,
                                   accepted_photos=report.accepted, items=report.items)
+
+    def _erase(self, gallery: str, subject_id: str) -> None:
+        """Erase a failed registration's subject, if its first photo created one."""
+        try:
+            self.gs.delete_subject(gallery, subject_id, principal=SYSTEM)
+        except NotFoundError:
+            pass
 
     # -- login --------------------------------------------------------------------------------
     def _issue(self, gallery: str, username: str, method: str) -> tuple[str, dt.datetime]:

@@ -39,9 +39,9 @@ def attendance_rows(
         select(AttendanceEvent).where(AttendanceEvent.session_id == exam_id).order_by(AttendanceEvent.id)
     ))
     alert_counts: dict[str, int] = {}
-    for sid in session.scalars(select(Alert.subject_external_id).where(Alert.session_id == exam_id)):
-        if sid is not None:  # an alert about no student counts toward no row
-            alert_counts[sid] = alert_counts.get(sid, 0) + 1
+    for about in session.scalars(select(Alert.subject_external_id).where(Alert.session_id == exam_id)):
+        if about is not None:  # an alert about no student counts toward no row
+            alert_counts[about] = alert_counts.get(about, 0) + 1
     by_student: dict[str, list[AttendanceEvent]] = {}
     for e in events:
         by_student.setdefault(e.student_id, []).append(e)

@@ -89,7 +89,7 @@ class LockoutGuard:
     def list_lockouts(self, gallery: str, active_only: bool = True, *, principal: Principal) -> list[LockoutOut]:
         with self.gs.ctx.sessions() as session:
             g = find_gallery(session, gallery, principal)
-            principal.require("admin", g)
+            principal.require("proctor", g)
             query = select(Lockout).where(Lockout.gallery_id == g.id)
             if active_only:
                 query = query.where(Lockout.cleared_at.is_(None))

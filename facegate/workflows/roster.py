@@ -12,9 +12,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from facegate.errors import ConflictError, InvalidRequestError
+from facegate.errors import InvalidRequestError, NotFoundError
 from facegate.evaluation.datasets import IMAGE_SUFFIXES
-from facegate.gallery.schemas import SubjectIn, SubjectUpdate
 from facegate.gallery.service import GalleryService, PhotoInput
 from facegate.security import Principal
 
@@ -129,21 +128,32 @@ def import_roster(
     skipped; a re-import updates names and skips photos already enrolled (same bytes)."""
     errors: list[RosterError] = []
     created = updated = accepted = skipped = rejected = 0
+    first_line: dict[str, int] = {}
     for row in rows:
         try:
             if row.error:
                 errors.append(RosterError(line=row.line, student_id=row.student_id, code="invalid_row", message=row.error))
                 continue
+            if row.student_id in first_line:  # never let a later row rename the student of an earlier one
+                errors.append(RosterError(
+                    line=row.line, student_id=row.student_id, code="duplicate_id",
+                    message=f"student id {row.student_id!r} is already on line {first_line[row.student_id]}; "
+                            "this row was skipped",
+                ))
+                continue
+            first_line[row.student_id] = row.line
             try:
-                gs.create_subject(
-                    gallery, SubjectIn(external_id=row.student_id, display_name=row.name, attributes={"role": "student"}),
-                    principal=principal,
-                )
-                created += 1
-            except ConflictError:
-                gs.update_subject(gallery, row.student_id, SubjectUpdate(display_name=row.name), principal=principal)
-                updated += 1
-            report = gs.enroll(gallery, row.student_id, row.photos, create_subject=False, principal=principal)
+                gs.get_subject(gallery, row.student_id, principal=principal)
+                exists = True
+            except NotFoundError:
+                exists = False
+            # The name is updated; a new student is created with their first accepted photo, so
+            # a row whose photos all fail leaves no empty student behind (it is reported below).
+            report = gs.enroll(gallery, row.student_id, row.photos, display_name=row.name,
+                               attributes=None if exists else {"role": "student"}, create_subject=True,
+                               principal=principal)
+            updated += exists
+            created += report.created_subject
             accepted += report.accepted
             skipped += report.skipped
             rejected += report.rejected
