@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from facegate.errors import ConflictError, InvalidRequestError, NotFoundError, PermissionDeniedError
+from facegate.gallery import erasure
 from facegate.gallery.context import (
     GalleryContext,
     find_gallery,
@@ -126,6 +127,7 @@ def delete_gallery(ctx: GalleryContext, name: str, principal: Principal) -> None
         gallery_id = gallery.id
         session.delete(gallery)
     ctx.search.invalidate(gallery_id)
+    erasure.flush_freed_bytes(ctx.db)
 
 
 # -- subjects -----------------------------------------------------------------------------
@@ -201,9 +203,12 @@ def delete_subject(ctx: GalleryContext, gallery: str, external_id: str, principa
         if template_ids:
             session.execute(delete(FaceCrop).where(FaceCrop.template_id.in_(template_ids)))
             session.execute(delete(FaceTemplate).where(FaceTemplate.id.in_(template_ids)))
-        session.delete(subject)
+        session.delete(subject)  # its account goes with it (ON DELETE CASCADE)
+        erasure.erase_traces(session, g.id, external_id)
+        erasure.erase_exam_rosters(session, g.id, external_id)
         gallery_id = g.id
     ctx.search.invalidate(gallery_id)
+    erasure.flush_freed_bytes(ctx.db)
     return len(template_ids)
 
 

@@ -36,6 +36,9 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=30000")
+            # Freed pages are overwritten with zeros: a deleted template is gone from the file,
+            # not just unlinked from the b-tree (see gallery/erasure.py for the WAL).
+            cursor.execute("PRAGMA secure_delete=ON")
             cursor.close()
 
         return engine
