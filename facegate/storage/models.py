@@ -43,6 +43,24 @@ def as_utc(value: dt.datetime | None) -> dt.datetime | None:
     return value
 
 
+class UtcDateTime(TypeDecorator):
+    """A time stored in UTC and read back aware on every backend: SQLite keeps no zone, so
+    without this its times come back naive, which is not the ``date-time`` the API promises."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        return as_utc(value)
+
+
 class _PgVector(UserDefinedType):
     """pgvector's ``vector`` without a fixed dimension (galleries of different models share
     the table; HNSW indexes are per model on ``vector::vector(dim)``)."""
@@ -111,7 +129,7 @@ class Gallery(Base):
     model_sha256: Mapped[str] = mapped_column(String(64))
     detector: Mapped[str] = mapped_column(String(50), default="scrfd")
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     subjects: Mapped[list["Subject"]] = relationship(back_populates="gallery", cascade="all, delete-orphan")
 
@@ -127,8 +145,8 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
     gallery_id: Mapped[int | None] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"), nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class Subject(Base):
@@ -142,8 +160,8 @@ class Subject(Base):
     external_id: Mapped[str] = mapped_column(String(200))
     display_name: Mapped[str] = mapped_column(String(300), default="")
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
     gallery: Mapped[Gallery] = relationship(back_populates="subjects")
     templates: Mapped[list["FaceTemplate"]] = relationship(back_populates="subject", cascade="all, delete-orphan")
@@ -165,7 +183,7 @@ class FaceTemplate(Base):
     quality: Mapped[float] = mapped_column(Float, default=0.0)
     source_sha256: Mapped[str] = mapped_column(String(64))
     box: Mapped[list[str]] = mapped_column(JSON, default=list)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     subject: Mapped[Subject] = relationship(back_populates="templates")
     crop: Mapped["FaceCrop | None"] = relationship(back_populates="template", cascade="all, delete-orphan", uselist=False)
@@ -199,7 +217,7 @@ class Decision(Base):
     calibration: Mapped[str] = mapped_column(Text, default="")
     request_id: Mapped[str] = mapped_column(String(64), default="")
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     # What monitoring needs of the probe: its template (for recalibration and template refresh)
     # and the conditions it was taken in (for drift).
     probe: Mapped[np.ndarray | None] = mapped_column(VectorType(), nullable=True)
@@ -220,11 +238,11 @@ class ExamSession(Base):
     code: Mapped[str] = mapped_column(String(100))
     course: Mapped[str] = mapped_column(String(200))
     room: Mapped[str] = mapped_column(String(200), default="")
-    starts_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    ends_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    starts_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    ends_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     online: Mapped[bool] = mapped_column(Boolean, default=False)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class AttendanceEvent(Base):
@@ -251,7 +269,7 @@ class AttendanceEvent(Base):
     threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
     decision_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class ReverifyChallenge(Base):
@@ -262,8 +280,8 @@ class ReverifyChallenge(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("exam_sessions.id", ondelete="CASCADE"), index=True)
     student_id: Mapped[str] = mapped_column(String(200))
-    due_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    deadline: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    deadline: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     status: Mapped[str] = mapped_column(String(20), default="pending")  # pending | passed | failed | missed
     attendance_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
@@ -286,14 +304,14 @@ class Alert(Base):
     decision_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     message: Mapped[str] = mapped_column(Text, default="")
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     acknowledged_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # pending | delivered | failed (gave up) | none (no webhook configured)
     delivery_status: Mapped[str] = mapped_column(String(20), default="none")
     delivery_attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     last_error: Mapped[str] = mapped_column(Text, default="")
 
 
@@ -307,7 +325,7 @@ class FailedAttempt(Base):
     gallery_id: Mapped[int] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"))
     identity: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(String(40))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Lockout(Base):
@@ -320,8 +338,8 @@ class Lockout(Base):
     gallery_id: Mapped[int] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"))
     identity: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text, default="")
-    locked_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    cleared_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    locked_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    cleared_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     cleared_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
@@ -337,9 +355,9 @@ class Account(Base):
     username: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(300))
     consent_text: Mapped[str] = mapped_column(Text)
-    consent_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    consent_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class OpsAction(Base):
@@ -352,8 +370,8 @@ class OpsAction(Base):
     gallery_id: Mapped[int | None] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"), nullable=True)
     kind: Mapped[str] = mapped_column(String(40))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    reverted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    reverted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class Operator(Base):
@@ -367,10 +385,10 @@ class Operator(Base):
     role: Mapped[str] = mapped_column(String(20))
     gallery_id: Mapped[int | None] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"), nullable=True)
     display_name: Mapped[str] = mapped_column(String(300), default="")
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class OperatorSession(Base):
@@ -382,6 +400,6 @@ class OperatorSession(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"), index=True)
     csrf_token: Mapped[str] = mapped_column(String(100))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
