@@ -127,5 +127,142 @@ const FG = (() => {
   const setGallery = (name) => localStorage.setItem(GALLERY, name);
   const useKey = (key) => (key ? sessionStorage.setItem(KEY, key) : sessionStorage.removeItem(KEY));
 
-  return { api, $, fmt, time, say, el, button, fill, startCamera, stopCamera, grab, advice, galleryName, setGallery, useKey, cookie };
+  const apiKey = () => sessionStorage.getItem(KEY) || "";
+
+  // -- pages for people in front of a camera (kiosk, enroll, login, live) -------------------------
+  /** Mark the nav link of this page (aria-current) so the reader and the eye know where they are. */
+  function markNav() {
+    for (const a of document.querySelectorAll("nav a")) {
+      if (a.getAttribute("href") === location.pathname) a.setAttribute("aria-current", "page");
+    }
+  }
+
+  /** The access bar (#access form: #gallery input + #galleries datalist, #api-key, #who status):
+   * the gallery is remembered; a device key is optional when an operator is signed in or the
+   * gallery is self-service. onChange(gallery) runs at start and after every change. */
+  function accessBar(onChange) {
+    markNav();
+    const form = $("access"), input = $("gallery"), keyInput = $("api-key"), who = $("who");
+    input.value = galleryName();
+    async function refresh() {
+      let text = "not signed in: self-service galleries only, or use a device key";
+      if (apiKey()) text = "using a device key";
+      else {
+        try {
+          const me = await api("/auth/operator/me");
+          text = `signed in as ${me.username || me.name || "operator"}`;
+        } catch (_) { /* nobody signed in */ }
+      }
+      who.textContent = text;
+      try {
+        const page = await api("/galleries?limit=500");
+        const list = $("galleries");
+        list.replaceChildren(...page.items.map((g) => { const o = el("option"); o.value = g.name; return o; }));
+        if (!input.value && page.items.length) input.value = page.items[0].name;
+      } catch (_) { /* an anonymous caller lists no galleries: type its name */ }
+      if (input.value) setGallery(input.value.trim());
+      onChange(input.value.trim());
+    }
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      if (keyInput.value.trim()) { useKey(keyInput.value.trim()); keyInput.value = ""; }
+      refresh();
+    });
+    refresh();
+    return () => input.value.trim();
+  }
+
+  let qualityPath = null;
+  /** The faces of a frame with their quality, for live advice: POST /galleries/{g}/quality
+   * (nothing logged), or POST /detect where that route is not there. */
+  async function quality(gallery, blob) {
+    const form = new FormData();
+    const path = qualityPath || `/galleries/${encodeURIComponent(gallery)}/quality`;
+    form.append(path === "/detect" ? "file" : "photo", blob, "frame.jpg");
+    if (path !== "/detect") form.append("file", blob, "frame.jpg");
+    try {
+      const faces = await api(path, { method: "POST", body: form });
+      qualityPath = path === "/detect" ? path : null;
+      return faces;
+    } catch (err) {
+      if (path !== "/detect" && (err.status === 404 || err.status === 405) && !/galler/i.test(err.message)) {
+        qualityPath = "/detect";
+        return quality(gallery, blob);
+      }
+      throw err;
+    }
+  }
+
+  /** Look at the camera every `every` ms; tell the person what to change (onAdvice(text|null,
+   * faces)) and, if onGood is given, hand it the first frame with one acceptable face; the loop
+   * waits for onGood's promise and stops when it resolves true. Returns {stop()}. */
+  function watch(video, gallery, { every = 600, onAdvice, onGood, onError } = {}) {
+    let running = true, timer = null;
+    async function tick() {
+      if (!running) return;
+      const started = performance.now();
+      try {
+        if (video.videoWidth) {
+          const blob = await grab(video, 0.9);
+          const faces = await quality(gallery(), blob);
+          if (!running) return;
+          const text = advice(faces);
+          if (onAdvice) onAdvice(text, faces, blob);
+          if (text === null && onGood && (await onGood(blob, faces))) { running = false; return; }
+        }
+      } catch (err) {
+        if (onError) onError(err); else if (onAdvice) onAdvice(err.message, []);
+      }
+      if (running) timer = setTimeout(tick, Math.max(50, every - (performance.now() - started)));
+    }
+    tick();
+    return { stop() { running = false; clearTimeout(timer); } };
+  }
+
+  return { api, $, fmt, time, say, el, button, fill, startCamera, stopCamera, grab, advice, galleryName, setGallery,
+           useKey, cookie, apiKey, markNav, accessBar, quality, watch };
 })();
+
+// -- shared by the admin, sign-in, team and door pages (appended) -----------------------------
+/** Mark the header link of the current page (aria-current) in every `.site-nav`. */
+FG.markNav = () => {
+  for (const a of document.querySelectorAll(".site-nav a")) {
+    if (a.getAttribute("href") === location.pathname) a.setAttribute("aria-current", "page");
+  }
+};
+
+/** The signed-in operator ({username, role, gallery, display_name, expires_at}) or null. */
+FG.whoami = async () => {
+  try {
+    return await FG.api("/auth/operator/me");
+  } catch (err) {
+    if (err.status === 401 || err.status === 404) return null;
+    throw err;
+  }
+};
+
+/** Download an /api/v1 resource with the page's credentials (a plain link would carry no API
+ * key): fetch it, then click a temporary Blob URL. */
+FG.download = async (path, filename, type = "text/csv") => {
+  const data = await FG.api(path);
+  const blob = data instanceof Blob ? data : new Blob([typeof data === "string" ? data : JSON.stringify(data)], { type });
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = filename;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+};
+
+/** Ask in a <dialog> (Esc or Cancel says no); resolves true when confirmed. */
+FG.confirm = (dialog, text) => new Promise((resolve) => {
+  dialog.querySelector("[data-text]").textContent = text;
+  const done = () => { dialog.removeEventListener("close", done); resolve(dialog.returnValue === "yes"); };
+  dialog.returnValue = "";
+  dialog.addEventListener("close", done);
+  dialog.showModal();
+});
+
+document.addEventListener("DOMContentLoaded", FG.markNav);
