@@ -71,14 +71,16 @@ def test_admin_page_alerts_lockouts_and_drift(browser, site, tmp_path):
     # A wrong key: a clear message, no data.
     page.fill("#api-key", "fg_wrong")
     page.click("#key-form button")
-    page.wait_for_function("document.querySelector('#status').className === 'error'")
+    page.wait_for_function("() => document.querySelector('#status').className === 'error'")
     assert "key" in page.text_content("#status").lower()
 
     page.fill("#api-key", site["admin"])
     page.click("#key-form button")
+    page.wait_for_selector("#gallery option", state="attached")
+    page.click(".tabs a[href='#alerts-tab']")  # the sections are tabs now
     page.wait_for_selector("#alerts tbody tr")
     assert "campus" in page.text_content("#gallery")
-    page.wait_for_function("document.querySelector('#calibration').textContent.includes('threshold')")
+    page.wait_for_function("() => document.querySelector('#calibration').textContent.includes('threshold')")
     assert page.text_content("#calibration").startswith("Calibration in use: default (verify threshold 0.28")
     kinds = page.locator("#alerts tbody tr td:nth-child(3)").all_text_contents()
     assert "access_denied" in kinds and "lockout" in kinds
@@ -89,24 +91,29 @@ def test_admin_page_alerts_lockouts_and_drift(browser, site, tmp_path):
     page.wait_for_selector("#alerts tbody tr.acked")
     assert "ack: admin page" in page.locator("#alerts tbody tr", has_text="access_denied").text_content()
     page.check("#unacked-only")
-    page.wait_for_function("![...document.querySelectorAll('#alerts tbody tr')].some(r => r.textContent.includes('access_denied'))")
+    page.wait_for_function("() => ![...document.querySelectorAll('#alerts tbody tr')].some(r => r.textContent.includes('access_denied'))")
 
     # The locked identity, cleared with a click.
+    page.click(".tabs a[href='#lockouts-tab']")
+    page.wait_for_selector("#lockouts tbody tr")
     assert "S-locked" in page.text_content("#lockouts tbody")
     page.locator("#lockouts tbody tr", has_text="S-locked").locator("button").click()
-    page.wait_for_function("!document.querySelector('#lockouts tbody').textContent.includes('S-locked')")
+    page.wait_for_function("() => !document.querySelector('#lockouts tbody').textContent.includes('S-locked')")
 
     # Drift: reference = the normal probes, recent = the darkened, blurred ones.
+    page.click(".tabs a[href='#drift-tab']")
     page.fill("#reference-last", str(WINDOW))
     page.fill("#recent-last", str(WINDOW))
     page.click("#drift-form button")
-    page.wait_for_function("document.querySelector('#drift-summary').textContent.startsWith('Drift in')")
+    page.wait_for_function("() => document.querySelector('#drift-summary').textContent.startsWith('Drift in')")
     drifted = {
         r.locator("td").nth(0).text_content(): r.locator("td").nth(6).text_content()
         for r in page.locator("#drift tbody tr").all()
     }
     assert drifted.get("brightness") == "yes", drifted
     # The decisions table shows the calibration every decision used.
+    page.click(".tabs a[href='#decisions-tab']")
+    page.wait_for_selector("#decisions tbody tr")
     assert "default" in page.text_content("#decisions tbody") or "mlflow" in page.text_content("#decisions tbody")
     page.screenshot(path=str(tmp_path / "admin.png"), full_page=True)
     assert errors == []

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from facegate.errors import ModelChecksumError, ModelNotFoundError
+from facegate.errors import FaceGateError, ModelChecksumError, ModelNotFoundError
 
 NON_COMMERCIAL = "non-commercial research only (InsightFace buffalo_s model pack)"
 DLIB_COMMERCIAL = "commercial use allowed (dlib model, CC0 / Boost licence; trained on data without use restrictions)"
@@ -196,3 +196,24 @@ def onnx_session(key: str, intra_threads: int, inter_threads: int = 1, path: Pat
     return ort.InferenceSession(
         str(verified_path(key, path)), sess_options=options, providers=["CPUExecutionProvider"]
     )
+
+
+def model_rows() -> list[dict[str, object]]:
+    """Every model file with its licence and checksum status, then the built-in detectors
+    (what ``facegate models`` prints and ``GET /api/v1/models`` returns)."""
+    rows: list[dict[str, object]] = []
+    for spec in MODELS.values():
+        try:
+            verified_path(spec.key)
+            status = "ok"
+        except FaceGateError as exc:
+            status = exc.code
+        rows.append(
+            {"key": spec.key, "role": spec.role, "file": f"{spec.package}/{spec.resource}", "licence": spec.licence,
+             "commercial_use": spec.commercial_use, "sha256": spec.sha256, "checksum": status,
+             "description": spec.description}
+        )
+    for key, (description, licence) in BUILTIN_MODELS.items():
+        rows.append({"key": key, "role": "detector", "file": description, "licence": licence,
+                     "commercial_use": True, "sha256": None, "checksum": "built in", "description": description})
+    return rows

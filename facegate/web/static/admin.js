@@ -1,113 +1,108 @@
-// The admin page: every value comes from the REST API; text is set with textContent, never HTML.
+// The administration page, core: who is signed in (operator session or API key), the gallery,
+// the section tabs, and the calibration line. The sections live in admin-people.js,
+// admin-ops.js and admin-chart.js; each registers its loader in Admin.loaders.
 "use strict";
-const api = (path, options = {}) => {
-  const key = sessionStorage.getItem("facegate-key") || "";
-  return fetch("/api/v1" + path, { ...options, headers: { "X-API-Key": key, ...(options.headers || {}) } })
-    .then(async (r) => {
-      const body = r.headers.get("content-type")?.includes("json") ? await r.json() : await r.text();
-      if (!r.ok) throw new Error((body && body.detail) || `HTTP ${r.status}`);
-      return body;
-    });
-};
-const $ = (id) => document.getElementById(id);
-const say = (text, error = false) => { $("status").textContent = text; $("status").className = error ? "error" : ""; };
-const fmt = (v, digits = 3) => (v === null || v === undefined ? "-" : typeof v === "number" ? v.toFixed(digits) : String(v));
-const gallery = () => encodeURIComponent($("gallery").value);
 
-function fill(tableId, rows, cells, rowClass) {
-  const body = $(tableId).querySelector("tbody");
-  body.replaceChildren();
-  for (const row of rows) {
-    const tr = document.createElement("tr");
-    if (rowClass) tr.className = rowClass(row);
-    for (const cell of cells(row)) {
-      const td = document.createElement("td");
-      if (cell instanceof Node) td.append(cell); else if (cell && cell.cls) { td.textContent = cell.text; td.className = cell.cls; } else td.textContent = cell;
-      tr.append(td);
+const Admin = (() => {
+  const $ = FG.$;
+  const loaders = {}; // tab id -> async function loading that section
+  const gallery = () => $("gallery").value;
+  const g = () => encodeURIComponent(gallery());
+  const say = (text, error = false) => FG.say("status", text, error ? "error" : "");
+  const day = (iso) => (iso ? iso.replace("T", " ").slice(0, 19) : "-");
+  let me = null; // the signed-in operator, or null with an API key
+
+  function tabs() { return [...document.querySelectorAll("main > section[data-tab]")]; }
+  function currentTab() {
+    const hash = location.hash.slice(1);
+    return tabs().some((s) => s.dataset.tab === hash) ? hash : "galleries";
+  }
+
+  /** Show one section and load it. */
+  async function show(tab = currentTab()) {
+    for (const s of tabs()) s.hidden = s.dataset.tab !== tab;
+    for (const a of document.querySelectorAll(".tabs a")) {
+      if (a.getAttribute("href") === "#" + tab) a.setAttribute("aria-current", "true");
+      else a.removeAttribute("aria-current");
     }
-    body.append(tr);
+    await load(tab);
   }
-}
 
-function button(label, onClick) {
-  const b = document.createElement("button");
-  b.textContent = label;
-  b.addEventListener("click", onClick);
-  return b;
-}
-
-async function loadGalleries() {
-  const page = await api("/galleries?limit=500");
-  const select = $("gallery");
-  select.replaceChildren(...page.items.map((g) => new Option(`${g.name} (${g.model_id}, ${g.subjects} subjects)`, g.name)));
-  say(`${page.items.length} galleries`);
-  if (page.items.length) await refresh();
-}
-
-async function loadAlerts() {
-  const unacked = $("unacked-only").checked ? "&unacknowledged=true" : "";
-  const page = await api(`/galleries/${gallery()}/alerts?limit=100${unacked}`);
-  fill("alerts", page.items, (a) => [
-    a.id, a.created_at.replace("T", " ").slice(0, 19), a.kind, a.severity, a.subject || "-", a.message, a.delivery_status,
-    a.acknowledged_at ? `ack: ${a.acknowledged_by}` : button("Acknowledge", async () => {
-      await api(`/galleries/${gallery()}/alerts/${a.id}/ack`, {
-        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ by: "admin page" }) });
-      await loadAlerts();
-    }),
-  ], (a) => (a.acknowledged_at ? "acked" : a.severity === "critical" ? "critical" : ""));
-}
-
-async function loadLockouts() {
-  const locks = await api(`/galleries/${gallery()}/lockouts`);
-  fill("lockouts", locks, (l) => [l.identity, l.locked_at.replace("T", " ").slice(0, 19), l.reason,
-    button("Clear", async () => { await api(`/galleries/${gallery()}/lockouts/${encodeURIComponent(l.identity)}?by=admin%20page`, { method: "DELETE" }); await loadLockouts(); })]);
-}
-
-async function loadDrift() {
-  const q = `reference_last=${$("reference-last").value}&recent_last=${$("recent-last").value}`;
-  const report = await api(`/galleries/${gallery()}/monitoring/drift?${q}`);
-  $("drift-summary").textContent = report.drifted
-    ? `Drift in: ${report.drifted_features.join(", ")} (reference ${report.reference.decisions} decisions, recent ${report.recent.decisions})`
-    : `No drift between the windows (reference ${report.reference.decisions} decisions, recent ${report.recent.decisions}).`;
-  fill("drift", report.features, (f) => [f.feature, f.reference_n, f.recent_n, fmt(f.psi), `${fmt(f.statistic)} (${f.test})`,
-    fmt(f.p_value, 4), { text: f.drifted ? "yes" : (f.enough_samples ? "no" : "too few"), cls: f.drifted ? "yes" : "no" }]);
-}
-
-function calibrationCell(text) {
-  // "name: where it was measured": the name in the table, the whole provenance on hover.
-  const span = document.createElement("span");
-  span.textContent = text.split(":")[0];
-  span.title = text;
-  return span;
-}
-
-async function loadDecisions() {
-  const page = await api(`/galleries/${gallery()}/decisions?limit=20`);
-  fill("decisions", page.items, (d) => [d.id, d.created_at.replace("T", " ").slice(0, 19), d.kind, d.outcome, d.subject || "-",
-    fmt(d.score), fmt(d.threshold), calibrationCell(d.calibration)]);
-}
-
-async function loadCalibration() {
-  const g = await api(`/galleries/${gallery()}`);
-  const c = g.active_calibration;
-  $("calibration").textContent = c
-    ? `Calibration in use: ${c.calibration.split(":")[0]} (verify threshold ${fmt(c.threshold, 4)} at FAR ${c.target_rate})`
-    : "No calibration matches this gallery's model: re-enroll it.";
-  $("calibration").title = c ? c.calibration : "";
-}
-
-async function refresh() {
-  for (const load of [loadCalibration, loadAlerts, loadLockouts, loadDrift, loadDecisions]) {
-    try { await load(); } catch (e) { say(`${load.name.replace("load", "")}: ${e.message}`, true); }
+  async function load(tab = currentTab()) {
+    const loader = loaders[tab];
+    if (!loader || (!gallery() && loader.needsGallery !== false)) return;
+    try { await loader(); } catch (err) { say(`${tab.replace("-tab", "")}: ${err.message}`, true); }
   }
-}
 
-$("key-form").addEventListener("submit", async (e) => {
-  e.preventDefault();
-  sessionStorage.setItem("facegate-key", $("api-key").value.trim());
-  try { await loadGalleries(); } catch (err) { say(err.message, true); }
-});
-$("gallery").addEventListener("change", refresh);
-$("unacked-only").addEventListener("change", loadAlerts);
-$("drift-form").addEventListener("submit", (e) => { e.preventDefault(); loadDrift().catch((err) => say(err.message, true)); });
-if (sessionStorage.getItem("facegate-key")) loadGalleries().catch((err) => say(err.message, true));
+  async function loadCalibrationLine() {
+    const info = await FG.api(`/galleries/${g()}`);
+    const c = info.active_calibration;
+    $("calibration").textContent = c
+      ? `Calibration in use: ${c.calibration.split(":")[0]} (verify threshold ${FG.fmt(c.threshold, 4)} at FAR ${c.target_rate})`
+      : "No calibration matches this gallery's model: re-enroll it.";
+    $("calibration").title = c ? c.calibration : "";
+    return info;
+  }
+
+  /** The galleries this caller sees, in the selector; then the current section. */
+  async function loadGalleries(keep = gallery() || FG.galleryName()) {
+    const page = await FG.api("/galleries?limit=500");
+    const select = $("gallery");
+    select.replaceChildren(...page.items.map((x) => new Option(`${x.name} (${x.model_id}, ${x.subjects} subjects)`, x.name)));
+    if (page.items.some((x) => x.name === keep)) select.value = keep;
+    say(`${page.items.length} galler${page.items.length === 1 ? "y" : "ies"}`);
+    Admin.galleries = page.items;
+    await refresh();
+  }
+
+  async function refresh() {
+    if (gallery()) {
+      FG.setGallery(gallery());
+      try { await loadCalibrationLine(); } catch (err) { say(err.message, true); }
+    }
+    await show();
+  }
+
+  function showWho() {
+    const key = sessionStorage.getItem("facegate-key");
+    $("sign-out").classList.toggle("hidden", !me);
+    $("key-form").classList.toggle("hidden", !!me && !key);
+    if (me) {
+      $("who").textContent = `Signed in as ${me.display_name || me.username} (${me.role}${me.gallery ? `, gallery ${me.gallery}` : ""})`;
+    } else if (key) {
+      $("who").textContent = "Using an API key (this tab only).";
+    }
+    document.querySelector('.tabs a[href="#operators"]').classList.toggle("hidden", !!me && me.role !== "admin");
+  }
+
+  async function start() {
+    try { me = await FG.whoami(); } catch { me = null; }
+    showWho();
+    if (me || sessionStorage.getItem("facegate-key")) {
+      try { await loadGalleries(); } catch (err) { say(err.message, true); }
+    } else {
+      await show();
+    }
+  }
+
+  $("key-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    FG.useKey($("api-key").value.trim());
+    $("api-key").value = "";
+    showWho();
+    try { await loadGalleries(); } catch (err) {
+      $("gallery").replaceChildren();
+      say(err.status === 401 ? `${err.message} (check the API key)` : err.message, true);
+    }
+  });
+  $("gallery-form").addEventListener("submit", (e) => e.preventDefault());
+  $("gallery").addEventListener("change", refresh);
+  $("sign-out").addEventListener("click", async () => {
+    try { await FG.api("/auth/operator/logout", { method: "POST" }); } catch { /* already signed out */ }
+    location.href = "/signin";
+  });
+  window.addEventListener("hashchange", () => show());
+  document.addEventListener("DOMContentLoaded", start);
+
+  return { loaders, gallery, g, say, day, show, load, loadGalleries, loadCalibrationLine, galleries: [], me: () => me };
+})();
