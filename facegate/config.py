@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     session_token_minutes: float = Field(60.0, gt=0, allow_inf_nan=False)
     # How long an operator (admin, proctor, team lead) stays signed in to the admin pages.
     operator_session_minutes: float = Field(480.0, gt=0, allow_inf_nan=False)
+    # Rate limits ("N/second|minute|hour", several joined by ";"), per server process, answered
+    # with 429 and Retry-After: failed authentications per client address, and the recognition
+    # routes (detect, verify, identify, check-in, login, access) per API key or client address.
+    rate_limit_enabled: bool = True
+    rate_limit_auth_failures: str = "30/minute"
+    rate_limit_recognition: str = "20/second;1200/minute"
     # Background jobs beside the API server (webhook delivery, missed re-verifications).
     background_worker: bool = True
     # Hosts or networks (comma-separated: "hooks.internal, 10.0.0.0/8, 127.0.0.1") the server may
@@ -114,6 +120,17 @@ class Settings(BaseSettings):
                 "must be empty (a SQLite file under the data folder), sqlite:///<path> or "
                 "postgresql[+psycopg]://user:password@host/database"
             )
+        return value
+
+    @field_validator("rate_limit_auth_failures", "rate_limit_recognition")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError('must be rates such as "30/minute" or "20/second;1200/minute"') from None
         return value
 
     @field_validator("mlflow_tracking_uri")

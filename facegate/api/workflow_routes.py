@@ -5,12 +5,13 @@ the request and calls one workflow method."""
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from facegate.api.deps import PrincipalDep, RequestIdDep, read_photo, upload_limit
+from facegate.api.deps import PrincipalDep, RequestIdDep, SelfServiceDep, read_photo, upload_limit
 from facegate.errors import AuthenticationError, InvalidRequestError
 from facegate.gallery.schemas import Page, SubjectOut
 from facegate.workflows import Workflows
@@ -62,6 +63,9 @@ def import_roster(
     roster: Annotated[UploadFile, File(description="CSV: student_id,name,photo")],
     photos: Annotated[list[UploadFile], File(description="The photos the CSV names (file or folder/ prefix).")],
 ) -> RosterReport:
+    """Import an exam roster: a CSV (student_id,name,photo) and the photos it names (a file name or a
+    folder/ prefix); students are created or updated and their photos enrolled; bad rows are listed, the
+    rest imported. Each file is limited to FACEGATE_MAX_UPLOAD_BYTES."""
     limit = upload_limit(request)
     try:
         text = read_photo(roster, limit).data.decode("utf-8")
@@ -73,16 +77,20 @@ def import_roster(
 
 @router.post(G + "/exam-sessions", response_model=ExamSessionOut, status_code=201, tags=["exam"])
 def create_exam_session(gallery: str, body: ExamSessionIn, wf: WorkflowsDep, principal: PrincipalDep) -> ExamSessionOut:
+    """Create an exam session: code, course, room, time window, expected students; online sessions get
+    random webcam re-verifications."""
     return wf.exams.create_session(gallery, body, principal=principal)
 
 
 @router.get(G + "/exam-sessions", response_model=list[ExamSessionOut], tags=["exam"])
 def list_exam_sessions(gallery: str, wf: WorkflowsDep, principal: PrincipalDep) -> list[ExamSessionOut]:
+    """The gallery's exam sessions."""
     return wf.exams.list_sessions(gallery, principal=principal)
 
 
 @router.get(G + "/exam-sessions/{code}", response_model=ExamSessionOut, tags=["exam"])
 def get_exam_session(gallery: str, code: str, wf: WorkflowsDep, principal: PrincipalDep) -> ExamSessionOut:
+    """One exam session by its code."""
     return wf.exams.get_session(gallery, code, principal=principal)
 
 
@@ -98,6 +106,8 @@ def checkin(
     file: Annotated[UploadFile, File(description="A live photo of the student.")],
     kiosk: Annotated[str, Form(max_length=200)] = "",
 ) -> CheckinResult:
+    """Check a student in at a kiosk: their id and a live photo, verified 1:1; repeated failures lock the
+    student and raise an alert."""
     return wf.exams.checkin(gallery, code, student_id, read_photo(file, upload_limit(request)), kiosk=kiosk,
                             request_id=rid, principal=principal)
 
@@ -113,6 +123,7 @@ def reverify(
     student_id: Annotated[str, Form(min_length=1, max_length=200)],
     file: Annotated[UploadFile, File(description="A webcam photo of the student.")],
 ) -> CheckinResult:
+    """Answer a re-verification challenge of an online exam with a webcam photo."""
     return wf.exams.reverify(gallery, code, student_id, read_photo(file, upload_limit(request)), request_id=rid,
                              principal=principal)
 
@@ -121,12 +132,23 @@ def reverify(
 def request_reverification(
     gallery: str, code: str, body: ReverifyRequestIn, wf: WorkflowsDep, principal: PrincipalDep
 ) -> list[ChallengeOut]:
+    """Ask students of an online session to re-verify within a time window (default: every student checked
+    in)."""
     return wf.exams.request_reverification(gallery, code, body.students, body.window_s, principal=principal)
 
 
 @router.get(G + "/exam-sessions/{code}/students/{student_id}/challenges", response_model=list[ChallengeOut], tags=["exam"])
 def pending_challenges(gallery: str, code: str, student_id: str, wf: WorkflowsDep, principal: PrincipalDep) -> list[ChallengeOut]:
+    """The open re-verification challenges of one student (what the exam client polls)."""
     return wf.exams.pending_challenges(gallery, code, student_id, principal=principal)
+
+
+def attachment(filename: str) -> str:
+    """A Content-Disposition header for a download named from user data: an ASCII fallback
+    with quotes, backslashes and control characters replaced, and the exact name RFC 5987
+    percent-encoded, so no name can end the header or inject another parameter."""
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;' else "_" for c in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 @router.get(G + "/exam-sessions/{code}/attendance", tags=["exam"], response_model=None)
@@ -134,11 +156,13 @@ def attendance(
     gallery: str, code: str, wf: WorkflowsDep, principal: PrincipalDep,
     format: Annotated[str, Query(pattern="^(csv|json)$")] = "csv",
 ) -> Response | list[dict[str, Any]]:
+    """The session's attendance, one row per expected student: CSV (text/csv, the default) or JSON
+    (format=json)."""
     if format == "json":
         return wf.exams.attendance_rows(gallery, code, principal=principal)
     return Response(
         wf.exams.attendance_csv(gallery, code, principal=principal), media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="attendance-{code}.csv"'},
+        headers={"Content-Disposition": attachment(f"attendance-{code}.csv")},
     )
 
 
@@ -155,21 +179,26 @@ def list_alerts(
     subject: str | None = None,
     session_id: int | None = None,
 ) -> Page:
+    """The gallery's alerts (impostor attempts, lockouts, unknown faces, ...), newest first, a page at a
+    time; filter by kind, subject, session or unacknowledged."""
     return wf.alerts.list_alerts(gallery, cursor, limit, kind, unacknowledged, subject, session_id, principal=principal)
 
 
 @router.post(G + "/alerts/{alert_id}/ack", response_model=AlertOut, tags=["alerts"])
 def acknowledge_alert(gallery: str, alert_id: int, body: AckIn, wf: WorkflowsDep, principal: PrincipalDep) -> AlertOut:
+    """Mark an alert as looked at, and by whom."""
     return wf.alerts.acknowledge(gallery, alert_id, body.by, principal=principal)
 
 
 @router.get(G + "/lockouts", response_model=list[LockoutOut], tags=["alerts"])
 def list_lockouts(gallery: str, wf: WorkflowsDep, principal: PrincipalDep, all: bool = False) -> list[LockoutOut]:
+    """Identities locked after repeated failures (all=true: cleared ones too)."""
     return wf.lockout.list_lockouts(gallery, active_only=not all, principal=principal)
 
 
 @router.delete(G + "/lockouts/{identity}", response_model=LockoutOut, tags=["alerts"])
 def clear_lockout(gallery: str, identity: str, wf: WorkflowsDep, principal: PrincipalDep, by: str = "admin") -> LockoutOut:
+    """Unlock an identity."""
     return wf.lockout.clear(gallery, identity, by=by, principal=principal)
 
 
@@ -179,7 +208,7 @@ def register(
     request: Request,
     gallery: str,
     wf: WorkflowsDep,
-    principal: PrincipalDep,
+    principal: SelfServiceDep,
     username: Annotated[str, Form()],
     password: Annotated[str, Form()],
     consent: Annotated[bool, Form(description="Must be true: consent to face processing.")],
@@ -187,6 +216,8 @@ def register(
     display_name: Annotated[str, Form()] = "",
     consent_text: Annotated[str | None, Form()] = None,
 ) -> RegistrationResult:
+    """Self-service registration: username (3..100 characters), password (10..1024 characters), consent and
+    at least three photos, all of which must pass enrollment checks."""
     data = RegistrationIn(
         username=username, password=password, display_name=display_name, consent=consent,
         **({"consent_text": consent_text} if consent_text else {}),
@@ -202,9 +233,11 @@ def _login_response(result: LoginResult) -> JSONResponse:
 @router.post(G + "/login/face", response_model=LoginResult, tags=["accounts"],
              responses={401: {"model": LoginResult, "description": "Not recognised."}})
 def login_face(
-    request: Request, gallery: str, wf: WorkflowsDep, principal: PrincipalDep, rid: RequestIdDep,
+    request: Request, gallery: str, wf: WorkflowsDep, principal: SelfServiceDep, rid: RequestIdDep,
     file: Annotated[UploadFile, File()],
 ) -> JSONResponse:
+    """Face login (1:N within the gallery's accounts): a session token on success, 401 otherwise; repeated
+    failures lock out."""
     return _login_response(wf.accounts.login_face(gallery, read_photo(file, upload_limit(request)), request_id=rid,
                                                   principal=principal))
 
@@ -212,11 +245,18 @@ def login_face(
 @router.post(G + "/login", response_model=LoginResult, tags=["accounts"],
              responses={401: {"model": LoginResult, "description": "Wrong password or face."}})
 def login_password_face(
-    request: Request, gallery: str, wf: WorkflowsDep, principal: PrincipalDep, rid: RequestIdDep,
+    request: Request, gallery: str, wf: WorkflowsDep, principal: SelfServiceDep, rid: RequestIdDep,
     username: Annotated[str, Form()], password: Annotated[str, Form()], file: Annotated[UploadFile, File()],
 ) -> JSONResponse:
+    """Two-factor login: password, then the face verified 1:1 against that account; a session token on
+    success, 401 otherwise."""
+    # Failures lock the username for this source only (its key, else its address): guessing
+    # someone's password from one place cannot lock them out of every other.
+    source = f"key {principal.key_id}" if principal.key_id is not None else \
+        f"address {request.client.host if request.client else 'unknown'}"
     return _login_response(wf.accounts.login_password_face(
-        gallery, username, password, read_photo(file, upload_limit(request)), request_id=rid, principal=principal
+        gallery, username, password, read_photo(file, upload_limit(request)), request_id=rid, principal=principal,
+        source=source,
     ))
 
 
@@ -231,11 +271,13 @@ def session_claims(wf: WorkflowsDep, x_session_token: Annotated[str | None, Head
 # -- team access -------------------------------------------------------------------------------------
 @router.post(G + "/members", response_model=SubjectOut, status_code=201, tags=["access"])
 def create_member(gallery: str, body: MemberIn, wf: WorkflowsDep, principal: PrincipalDep) -> SubjectOut:
+    """Create a team member with access rights (e.g. lab:enter); enroll photos afterwards."""
     return wf.access.create_member(gallery, body, principal=principal)
 
 
 @router.put(G + "/members/{external_id}/rights", response_model=SubjectOut, tags=["access"])
 def set_rights(gallery: str, external_id: str, body: RightsIn, wf: WorkflowsDep, principal: PrincipalDep) -> SubjectOut:
+    """Replace a member's access rights."""
     return wf.access.set_rights(gallery, external_id, body.rights, principal=principal)
 
 
@@ -246,5 +288,7 @@ def access_check(
     right: Annotated[str | None, Form(description="The right asked for, e.g. lab:enter; none: any right.")] = None,
     where: Annotated[str, Form(max_length=200)] = "",
 ) -> AccessResult:
+    """At the door: identify the photo and grant or deny ``right`` (none: any right); every check is logged,
+    unknown faces and denials can raise alerts."""
     return wf.access.check(gallery, read_photo(file, upload_limit(request)), right=right, request_id=rid, where=where,
                            principal=principal)

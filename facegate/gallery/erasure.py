@@ -112,7 +112,11 @@ def erase_traces(session: Session, gallery_id: int, external_id: str) -> dict[st
     counts["reverify_challenges"] = len(challenges)
 
     for model, key in ((FailedAttempt, "failed_attempts"), (Lockout, "lockouts")):
-        result = session.execute(delete(model).where(model.gallery_id == gallery_id, model.identity.in_(names)))
+        # "user:ada from key 7": an account's lock as tried from one source (workflows.accounts).
+        per_source = [model.identity.startswith(n + " from ", autoescape=True) for n in names]
+        result = session.execute(delete(model).where(
+            model.gallery_id == gallery_id, or_(model.identity.in_(names), *per_source)
+        ))
         counts[key] = int(getattr(result, "rowcount", 0) or 0)
     return counts
 

@@ -86,6 +86,12 @@ class TokenClaims(BaseModel):
     token_id: str
 
 
+def lock_identity(username: str, source: str = "") -> str:
+    """The identity a failed login of ``username`` counts toward: the account, or the account
+    as tried from one source ("user:ada from key 7"), so guesses from one place lock that place."""
+    return USER_PREFIX + username + (f" from {source}" if source else "")
+
+
 def load_secret_key(settings: Settings) -> str:
     """The configured key, or one generated once and kept in the data folder."""
     if settings.secret_key:
@@ -189,15 +195,16 @@ class AccountService:
 
     def _fail(self, gallery: str, username: str | None, reason: str, decision_id: int | None, method: str,
               score: float | None = None, threshold: float | None = None,
-              count_toward: str | None = None) -> LoginResult:
+              count_toward: str | None = None, source: str = "") -> LoginResult:
         """Record a failed login of the claimed ``username`` (or, for face alone, of the account
-        ``count_toward``, kept out of the answer): a lockout failure and an alert."""
+        ``count_toward``, kept out of the answer): a lockout failure and an alert. With a
+        ``source``, the failure counts toward the lock of that username from that source only."""
         blamed = username or count_toward
         locked = False
         with self.gs.ctx.sessions.begin() as session:
             g = find_gallery(session, gallery, SYSTEM)
             if blamed:
-                locked = self.lockout.record_failure(session, g, USER_PREFIX + blamed, "login_failed")
+                locked = self.lockout.record_failure(session, g, lock_identity(blamed, source), "login_failed")
             self.alerts.raise_alert(session, g, "login_failed", f"{method} login failed: {reason}",
                                     subject=USER_PREFIX + blamed if blamed else None, decision_id=decision_id,
                                     severity="info", details={"method": method})
@@ -226,11 +233,13 @@ class AccountService:
         return LoginResult(authenticated=True, username=username, method=method, token=token, expires_at=expires,
                            score=score, threshold=threshold, decision_id=decision_id)
 
-    def _guard(self, gallery: str, username: str, principal: Principal) -> Gallery:
+    def _guard(self, gallery: str, username: str, principal: Principal, source: str = "") -> Gallery:
         with self.gs.ctx.sessions() as session:
             g = find_gallery(session, gallery, principal)
             principal.require("recognize", g)
             self.lockout.check(session, g, USER_PREFIX + username)
+            if source:
+                self.lockout.check(session, g, lock_identity(username, source))
             return g
 
     def login_face(self, gallery: str, photo: PhotoInput, request_id: str = "", *, principal: Principal) -> LoginResult:
@@ -255,11 +264,12 @@ class AccountService:
 
     def login_password_face(
         self, gallery: str, username: str, password: str, photo: PhotoInput, request_id: str = "",
-        *, principal: Principal,
+        *, principal: Principal, source: str = "",
     ) -> LoginResult:
-        """Two factors: the password, then the face verified 1:1 against that account."""
+        """Two factors: the password, then the face verified 1:1 against that account.
+        ``source`` (a key, an address) scopes the lockout its failures count toward."""
         method = "password+face"
-        g = self._guard(gallery, username, principal)
+        g = self._guard(gallery, username, principal, source)
         with self.gs.ctx.sessions() as session:
             account = session.scalar(select(Account).where(Account.gallery_id == g.id, Account.username == username))
         password_ok = False
@@ -271,11 +281,11 @@ class AccountService:
         else:
             _hasher.hash(password)  # same cost whether or not the username exists
         if account is None or not password_ok:
-            return self._fail(gallery, username, "wrong username or password", None, method)
+            return self._fail(gallery, username, "wrong username or password", None, method, source=source)
         verify = self.gs.verify(gallery, USER_PREFIX + username, photo, request_id=request_id, principal=principal)
         if not verify.match:
             return self._fail(gallery, username, "face does not match the account", verify.decision_id, method,
-                              score=verify.score, threshold=verify.threshold.threshold)
+                              score=verify.score, threshold=verify.threshold.threshold, source=source)
         if _hasher.check_needs_rehash(account.password_hash):
             with self.gs.ctx.sessions.begin() as session:
                 stored = session.get(Account, account.id)

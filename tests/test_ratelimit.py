@@ -1,0 +1,71 @@
+"""Rate limits answer 429 with Retry-After: failed authentications per client address, and
+the recognition routes per key; other clients and other routes are not affected."""
+
+from __future__ import annotations
+
+from facegate.security import SYSTEM
+from tests.conftest import package_photo
+
+
+def _app(tmp_path, **limits):
+    from facegate.api import create_app
+    from facegate.config import Settings
+    from facegate.gallery.service import GalleryService
+
+    service = GalleryService(Settings(data_dir=tmp_path / "data", background_worker=False, **limits), migrate=True)
+    service.create_gallery("g", principal=SYSTEM)
+    return service, create_app(service)
+
+
+def test_guessing_keys_is_stopped_per_address(tmp_path):
+    from fastapi.testclient import TestClient
+
+    service, app = _app(tmp_path, rate_limit_auth_failures="5/minute")
+    key = service.create_api_key("admin", ["admin"], principal=SYSTEM).secret
+    try:
+        with TestClient(app) as client:
+            codes = [client.get("/api/v1/galleries", headers={"X-API-Key": f"fg_made_up_{i}"}).status_code
+                     for i in range(8)]
+            assert codes[:5] == [401] * 5 and codes[5:] == [429] * 3
+            refused = client.get("/api/v1/galleries", headers={"X-API-Key": "fg_made_up_x"})
+            assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+            assert refused.json()["code"] == "rate_limited"
+            assert refused.headers["X-Content-Type-Options"] == "nosniff"
+            # The same address with a good key is refused too while the window lasts (the
+            # address is the guesser); the pages and the health check are not behind it.
+            assert client.get("/api/v1/galleries", headers={"X-API-Key": key}).status_code == 429
+            assert client.get("/admin").status_code == 200
+    finally:
+        service.close()
+
+
+def test_recognition_routes_are_limited_per_key(tmp_path):
+    from fastapi.testclient import TestClient
+
+    service, app = _app(tmp_path, rate_limit_recognition="3/minute")
+    one = service.create_api_key("one", ["recognize"], principal=SYSTEM).secret
+    two = service.create_api_key("two", ["recognize"], principal=SYSTEM).secret
+    photo = package_photo("yaoming.jpg").read_bytes()
+    try:
+        with TestClient(app) as client:
+            def identify(key: str) -> int:
+                return client.post("/api/v1/galleries/g/identify", headers={"X-API-Key": key},
+                                   files={"file": ("p.jpg", photo, "image/jpeg")}).status_code
+
+            assert [identify(one) for _ in range(4)] == [200, 200, 200, 429]
+            assert identify(two) == 200  # another key has its own allowance
+            assert client.get("/api/v1/galleries/g", headers={"X-API-Key": one}).status_code in (200, 403)
+    finally:
+        service.close()
+
+
+def test_limits_can_be_turned_off(tmp_path):
+    from fastapi.testclient import TestClient
+
+    service, app = _app(tmp_path, rate_limit_auth_failures="2/minute", rate_limit_enabled=False)
+    try:
+        with TestClient(app) as client:
+            codes = {client.get("/api/v1/galleries", headers={"X-API-Key": "fg_x"}).status_code for _ in range(5)}
+            assert codes == {401}
+    finally:
+        service.close()
