@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     # with 429 and Retry-After: failed authentications per client address, and the recognition
     # routes (detect, verify, identify, check-in, login, access) per API key or client address.
     rate_limit_enabled: bool = True
+    # A request body must keep arriving: at most this many seconds between two chunks (408 after).
+    body_timeout_s: float = Field(30.0, ge=0, le=3600, allow_inf_nan=False)
     rate_limit_auth_failures: str = "30/minute"
     rate_limit_recognition: str = "20/second;1200/minute"
     # Background jobs beside the API server (webhook delivery, missed re-verifications).
@@ -100,6 +102,9 @@ class Settings(BaseSettings):
     auto_respond_cooldown_s: float = Field(86400.0, ge=0, allow_inf_nan=False)
     # Prometheus metrics at GET /metrics (no auth, for the scraper): turn off where the port is public.
     metrics_enabled: bool = True
+    # Without a token, /metrics answers clients on this machine only; with one, any client that
+    # sends it as "Authorization: Bearer <token>".
+    metrics_token: str = ""
     # Model operations: empty means sqlite:///<data_dir>/mlflow/mlflow.db, artifacts beside it.
     mlflow_tracking_uri: str = ""
     # How long the service keeps the registry's production calibration before asking again.

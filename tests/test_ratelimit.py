@@ -69,3 +69,52 @@ def test_limits_can_be_turned_off(tmp_path):
             assert codes == {401}
     finally:
         service.close()
+
+
+def test_metrics_are_for_this_machine_or_a_token(tmp_path):
+    """/metrics: loopback clients only by default; anyone with the token when one is set."""
+    from fastapi.testclient import TestClient
+
+    service, app = _app(tmp_path)
+    try:
+        with TestClient(app, client=("127.0.0.1", 50000)) as local:
+            assert local.get("/metrics").status_code == 200
+        with TestClient(app, client=("203.0.113.5", 50000)) as remote:
+            assert remote.get("/metrics").status_code == 403
+    finally:
+        service.close()
+    service, app = _app(tmp_path / "t", metrics_token="s3cret-scrape-token")
+    try:
+        with TestClient(app, client=("203.0.113.5", 50000)) as remote:
+            assert remote.get("/metrics").status_code == 401
+            assert remote.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+            ok = remote.get("/metrics", headers={"Authorization": "Bearer s3cret-scrape-token"})
+            assert ok.status_code == 200 and "facegate_" in ok.text
+    finally:
+        service.close()
+
+
+def test_a_body_that_stops_arriving_is_cut_off(tmp_path):
+    """A real server: the headers promise 100 kB, 10 bytes come, then nothing: 408 within the
+    body timeout, not a connection held for ever."""
+    import socket
+    import time
+
+    from tests.api_fixtures import ServerThread
+
+    service, app = _app(tmp_path, body_timeout_s=1.0)
+    runner = ServerThread(app)
+    runner.start()
+    try:
+        host, port = runner.base_url.split("//")[1].split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"POST /api/v1/galleries/g/identify HTTP/1.1\r\nHost: x\r\nX-API-Key: fg_x\r\n"
+                         b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\n")
+            start = time.monotonic()
+            answer = sock.recv(4096)
+            waited = time.monotonic() - start
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert waited < 8
+    finally:
+        runner.stop()
+        service.close()

@@ -9,8 +9,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 
 from facegate import __version__
-from facegate.api import errors
+from facegate.api import docs, errors, ratelimit
+from facegate.api.admin_routes import router as admin_router
+from facegate.api.body_timeout import BodyTimeoutMiddleware
 from facegate.api.monitoring_routes import router as monitoring_router
+from facegate.api.operator_routes import router as operator_router
 from facegate.api.routes import router
 from facegate.api.video_routes import router as video_router
 from facegate.api.workflow_routes import router as workflow_router
@@ -21,6 +24,16 @@ from facegate.monitoring.metrics import FaceGateMetrics, install_http_metrics
 from facegate.video.jobs import VideoJobs
 from facegate.web import install as install_web_pages
 from facegate.workflows import Workflows
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; "
+    "form-action 'self'; object-src 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Permissions-Policy": "camera=(self), microphone=()",
+}
 
 
 def create_app(service: GalleryService | None = None, worker_threads: int | None = None) -> FastAPI:
@@ -50,7 +63,8 @@ def create_app(service: GalleryService | None = None, worker_threads: int | None
         title="FaceGate",
         version=__version__,
         description="Face enrollment, 1:1 verification and 1:N identification with calibrated thresholds.",
-        docs_url="/docs",
+        docs_url=None,  # /docs and /redoc come from facegate.api.docs: local assets, no inline script
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     if service is None:  # the server starting on its own settings: migrate, decide with the registry
@@ -61,6 +75,9 @@ def create_app(service: GalleryService | None = None, worker_threads: int | None
     app.state.workflows = Workflows(app.state.service)
     app.state.metrics = None
     errors.install(app)
+    docs.install(app)
+    app.state.rate_limits = ratelimit.install(app, service.settings)  # inside the request id and headers
+    app.add_middleware(BodyTimeoutMiddleware, timeout_s=service.settings.body_timeout_s)
 
     @app.middleware("http")
     async def request_id(request: Request, call_next):
@@ -70,6 +87,14 @@ def create_app(service: GalleryService | None = None, worker_threads: int | None
         response.headers["X-Request-ID"] = request.state.request_id
         return response
 
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        """No inline script, no framing, no sniffing: the admin and self-service pages handle faces."""
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
     if service.settings.metrics_enabled:
         # The service's own metrics observer when it was built with one (counting from its
         # first decision), else a new one counting from now.
@@ -77,13 +102,15 @@ def create_app(service: GalleryService | None = None, worker_threads: int | None
         if metrics is None:
             metrics = FaceGateMetrics()
             service.add_observer(metrics)
-        install_http_metrics(app, metrics)  # outermost: it times and counts every request
+        install_http_metrics(app, metrics, service.settings.metrics_token)  # outermost: it times and counts every request
         app.state.metrics = metrics
     app.state.video_jobs = VideoJobs(service, observe=_job_gauges(app.state.metrics))
 
     app.include_router(router)
     app.include_router(workflow_router)
     app.include_router(video_router)
+    app.include_router(operator_router)
+    app.include_router(admin_router)
     install_web_pages(app)
     app.include_router(monitoring_router)
     return app

@@ -68,6 +68,7 @@ def respond(gallery: str, body: RespondIn, service: ServiceDep, principal: Princ
 
 @router.get("/galleries/{gallery}/monitoring/actions", response_model=list[OpsActionOut])
 def actions(gallery: str, service: ServiceDep, principal: PrincipalDep) -> list[OpsActionOut]:
+    """The gallery's recorded monitoring actions (recalibrations, template refreshes), newest first."""
     return list_actions(service, gallery, principal=principal)
 
 

@@ -62,6 +62,8 @@ def ready(service: ServiceDep) -> dict[str, Any]:
 # -- galleries ------------------------------------------------------------------------------
 @router.post("/galleries", response_model=GalleryOut, status_code=201, tags=["galleries"])
 def create_gallery(body: GalleryIn, service: ServiceDep, principal: PrincipalDep) -> GalleryOut:
+    """Create a gallery bound to one recognition model and detector (admin scope); the name is 1..200
+    characters of A-Z a-z 0-9 _ . -."""
     return service.create_gallery(body.name, body.model, body.detector, body.settings, principal=principal)
 
 
@@ -69,11 +71,13 @@ def create_gallery(body: GalleryIn, service: ServiceDep, principal: PrincipalDep
 def list_galleries(
     service: ServiceDep, principal: PrincipalDep, cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> Page:
+    """The galleries the key may see, a page at a time (limit 1..500, follow next_cursor)."""
     return service.list_galleries(cursor, limit, principal=principal)
 
 
 @router.get("/galleries/{gallery}", response_model=GalleryOut, tags=["galleries"])
 def get_gallery(gallery: str, service: ServiceDep, principal: PrincipalDep) -> GalleryOut:
+    """One gallery: its model, detector, settings and size."""
     return service.get_gallery(gallery, principal=principal)
 
 
@@ -81,11 +85,14 @@ def get_gallery(gallery: str, service: ServiceDep, principal: PrincipalDep) -> G
 def update_gallery_settings(
     gallery: str, changes: dict[str, Any], service: ServiceDep, principal: PrincipalDep
 ) -> GalleryOut:
+    """Change some of a gallery's settings (admin scope): verify FAR, identify FPIR, crop storage; the rest
+    stay."""
     return service.update_gallery_settings(gallery, changes, principal=principal)
 
 
 @router.delete("/galleries/{gallery}", status_code=204, tags=["galleries"])
 def delete_gallery(gallery: str, service: ServiceDep, principal: PrincipalDep) -> Response:
+    """Delete a gallery with its subjects, templates and decisions (admin scope); cannot be undone."""
     service.delete_gallery(gallery, principal=principal)
     return Response(status_code=204)
 
@@ -99,12 +106,14 @@ def list_decisions(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     kind: str | None = None,
 ) -> Page:
+    """The gallery's decision log (verify, identify, ...), newest first, a page at a time; filter by kind."""
     return service.list_decisions(gallery, cursor, limit, kind, principal=principal)
 
 
 # -- subjects and faces ---------------------------------------------------------------------
 @router.post("/galleries/{gallery}/subjects", response_model=SubjectOut, status_code=201, tags=["subjects"])
 def create_subject(gallery: str, body: SubjectIn, service: ServiceDep, principal: PrincipalDep) -> SubjectOut:
+    """Create a subject (a person) without photos; enroll photos afterwards."""
     return service.create_subject(gallery, body, principal=principal)
 
 
@@ -116,11 +125,13 @@ def list_subjects(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page:
+    """The gallery's subjects, a page at a time (limit 1..500)."""
     return service.list_subjects(gallery, cursor, limit, principal=principal)
 
 
 @router.get("/galleries/{gallery}/subjects/{external_id}", response_model=SubjectOut, tags=["subjects"])
 def get_subject(gallery: str, external_id: str, service: ServiceDep, principal: PrincipalDep) -> SubjectOut:
+    """One subject with its attributes and template count."""
     return service.get_subject(gallery, external_id, principal=principal)
 
 
@@ -128,11 +139,13 @@ def get_subject(gallery: str, external_id: str, service: ServiceDep, principal: 
 def update_subject(
     gallery: str, external_id: str, body: SubjectUpdate, service: ServiceDep, principal: PrincipalDep
 ) -> SubjectOut:
+    """Change a subject's display name or attributes; fields not sent stay."""
     return service.update_subject(gallery, external_id, body, principal=principal)
 
 
 @router.delete("/galleries/{gallery}/subjects/{external_id}", tags=["subjects"])
 def delete_subject(gallery: str, external_id: str, service: ServiceDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Delete a subject and erase every template of it (the right to erasure); returns how many were erased."""
     erased = service.delete_subject(gallery, external_id, principal=principal)
     return {"deleted": external_id, "templates_erased": erased}
 
@@ -146,11 +159,13 @@ def list_faces(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page:
+    """The subject's enrolled face templates (metadata, never the vectors), a page at a time."""
     return service.list_faces(gallery, external_id, cursor, limit, principal=principal)
 
 
 @router.delete("/galleries/{gallery}/subjects/{external_id}/faces/{face_id}", status_code=204, tags=["faces"])
 def delete_face(gallery: str, external_id: str, face_id: int, service: ServiceDep, principal: PrincipalDep) -> Response:
+    """Remove one enrolled template of a subject."""
     service.delete_face(gallery, external_id, face_id, principal=principal)
     return Response(status_code=204)
 
@@ -169,6 +184,9 @@ def enroll(
     face_index: Annotated[int | None, Form(description="Which face to use when a photo holds several.")] = None,
     create: Annotated[bool, Form(description="Create the subject if it does not exist.")] = True,
 ) -> EnrollReport:
+    """Enroll one or more photos of a subject (created unless create=false): each photo is checked (one
+    face, quality, not a duplicate) and accepted or rejected with a reason. Each photo is limited to
+    FACEGATE_MAX_UPLOAD_BYTES (413 past it)."""
     try:
         attrs = json.loads(attributes) if attributes else None
     except json.JSONDecodeError as exc:
@@ -193,6 +211,8 @@ def verify(
     file: Annotated[UploadFile, File(description="A live photo of the person.")],
     far: Annotated[float | None, Form(gt=0, le=0.1)] = None,
 ) -> VerifyResult:
+    """1:1 verification: is the photo this subject? Score against the threshold at the gallery's FAR (or
+    ``far``, in (0, 0.1]). The photo is limited to FACEGATE_MAX_UPLOAD_BYTES."""
     return service.verify(gallery, external_id, read_photo(file, upload_limit(request)), far=far, request_id=rid, principal=principal)
 
 
@@ -207,6 +227,8 @@ def identify(
     top_k: Annotated[int, Form(ge=1, le=50)] = 5,
     fpir: Annotated[float | None, Form(gt=0, le=0.1)] = None,
 ) -> IdentifyResult:
+    """1:N identification: who in the gallery is this? Up to ``top_k`` (1..50) candidates over the threshold
+    at the gallery's FPIR (or ``fpir``, in (0, 0.1]). The photo is limited to FACEGATE_MAX_UPLOAD_BYTES."""
     return service.identify(
         gallery, read_photo(file, upload_limit(request)), top_k=top_k, fpir=fpir, request_id=rid, principal=principal
     )
@@ -243,21 +265,26 @@ def detect(
     file: Annotated[UploadFile, File()],
     detector: Annotated[str, Form()] = "scrfd",
 ) -> list[DetectedFace]:
+    """Find every face in a photo: box, score, 5 landmarks and quality. Nothing is stored."""
     return service.detect(read_photo(file, upload_limit(request)), detector=detector, principal=principal)
 
 
 # -- API keys -------------------------------------------------------------------------------
 @router.post("/keys", response_model=ApiKeyCreated, status_code=201, tags=["keys"])
 def create_key(body: ApiKeyIn, service: ServiceDep, principal: PrincipalDep) -> ApiKeyCreated:
+    """Create an API key (admin scope) with scopes admin, enroll and/or recognize, optionally bound to one
+    gallery; the secret is in this answer only, the server keeps its hash."""
     return service.create_api_key(body.name, body.scopes, body.gallery, principal=principal)
 
 
 @router.get("/keys", response_model=list[ApiKeyOut], tags=["keys"])
 def list_keys(service: ServiceDep, principal: PrincipalDep) -> list[ApiKeyOut]:
+    """Every API key (admin scope): prefix, scopes, gallery, revoked or not; never the secrets."""
     return service.list_api_keys(principal=principal)
 
 
 @router.delete("/keys/{key_id}", status_code=204, tags=["keys"])
 def revoke_key(key_id: int, service: ServiceDep, principal: PrincipalDep) -> Response:
+    """Revoke an API key (admin scope); it is refused from then on."""
     service.revoke_api_key(key_id, principal=principal)
     return Response(status_code=204)

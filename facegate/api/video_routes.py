@@ -13,7 +13,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile, WebSocket, WebSo
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from facegate.api.deps import PrincipalDep, ServiceDep
+from facegate.api.deps import PrincipalDep, ServiceDep, websocket_principal
 from facegate.errors import FaceGateError, InvalidRequestError, VideoTooLargeError
 from facegate.imaging import decode_image
 from facegate.video.enroll import enroll_from_video, rights_attributes
@@ -98,6 +98,7 @@ def submit_video_job(
 
 @router.get("/video-jobs/{job_id}")
 def get_video_job(request: Request, job_id: str, principal: PrincipalDep) -> dict[str, Any]:
+    """A video job's state and progress, and its result once done (who was seen, when, events)."""
     return video_jobs(request).get(job_id, principal=principal).out()
 
 
@@ -105,11 +106,12 @@ def get_video_job(request: Request, job_id: str, principal: PrincipalDep) -> dic
 async def live(websocket: WebSocket, gallery: str) -> None:
     """Send each frame as a binary message (JPEG or PNG); each answer is JSON: the frame's faces
     with box, track, state, subject, name and score. The API key comes in the ``X-API-Key``
-    header or the ``api_key`` query parameter (browsers cannot set headers on a WebSocket)."""
+    header or the ``api_key`` query parameter (browsers cannot set headers on a WebSocket), or a
+    signed-in operator's ``fg_session`` cookie from a page of this same server."""
     service = websocket.app.state.service
     await websocket.accept()
     try:
-        principal = service.authenticate(websocket.headers.get("x-api-key") or websocket.query_params.get("api_key"))
+        principal = websocket_principal(websocket, service)
         every = int(websocket.query_params.get("every", "1"))
         recognizer = await run_in_threadpool(LiveRecognizer, service, gallery, principal=principal, every=every,
                                              fps=float(websocket.query_params.get("fps", "15")), source="live")

@@ -1,5 +1,5 @@
 """The access workflow's commands: ``facegate access grant|check``, on the local database as
-the system."""
+the system, or on a server with ``--server``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from typing import Annotated
 
 import typer
 
-from facegate.cli.common import build_workflows, clear_errors, out, photo_input, print_json
-from facegate.security import SYSTEM
+from facegate.cli.common import backend, clear_errors, out, print_json
 
 access_app = typer.Typer(help="Team access rights: grant rights, check a photo at the door.", no_args_is_help=True)
 
@@ -22,16 +21,14 @@ def access_grant(
     name: Annotated[str, typer.Option("--name", help="Display name, when the member is new.")] = "",
 ) -> None:
     """Create a member with rights, or replace an existing member's rights."""
-    from facegate.errors import NotFoundError
-    from facegate.workflows.access import MemberIn
-
     with clear_errors():
-        wf = build_workflows()
+        door = backend()
         try:
-            subject = wf.access.set_rights(gallery, member, rights, principal=SYSTEM)
-        except NotFoundError:
-            subject = wf.access.create_member(
-                gallery, MemberIn(external_id=member, display_name=name, rights=rights), principal=SYSTEM)
+            subject = door.set_rights(gallery, member, rights)
+        except Exception as exc:  # NotFoundError locally, a 404 from a server
+            if getattr(exc, "code", None) != "not_found":
+                raise
+            subject = door.create_member(gallery, member, name, rights)
     out.print(f"{subject.external_id}: {', '.join(subject.attributes.get('rights', []))}")
 
 
@@ -45,7 +42,7 @@ def access_check(
 ) -> None:
     """Granted or denied, who, which rights, the score. Exit code 1 when denied."""
     with clear_errors():
-        result = build_workflows().access.check(gallery, photo_input(photo), right=right, where=where, principal=SYSTEM)
+        result = backend().access_check(gallery, photo, right=right, where=where)
     if as_json:
         print_json(result)
     else:

@@ -28,6 +28,8 @@ from rich.progress import (
 from facegate.errors import FaceGateError
 
 if TYPE_CHECKING:
+    from facegate.cli.backend import LocalBackend
+    from facegate.client import FaceGateClient
     from facegate.config import Settings
     from facegate.engine import FaceEngine
     from facegate.gallery.inputs import PhotoInput
@@ -42,9 +44,75 @@ ModelOption = Annotated[str, typer.Option("--model", "-m", help="Recognition mod
 DetectorOption = Annotated[str, typer.Option("--detector", "-d", help="Face detector: scrfd or dlib (HOG).")]
 
 
+# -- local database or a remote server --------------------------------------------------------
+# Set by the app's callback on every run from ``--server`` / ``--key`` (FACEGATE_SERVER,
+# FACEGATE_API_KEY); None: the commands work on the local database.
+_remote: dict[str, str | None] | None = None
+# Commands that only make sense on this machine's database, models or registry.
+LOCAL_ONLY = {"db", "eval", "calibrate", "calibration", "models", "compare", "demo", "serve"}
+
+ServerOption = Annotated[str | None, typer.Option(
+    "--server", envvar="FACEGATE_SERVER", help="Act on this FaceGate server (http://host:8000) instead of the local database.")]
+KeyOption = Annotated[str | None, typer.Option("--key", envvar="FACEGATE_API_KEY", help="API key for --server.")]
+
+
+def remote_options(ctx: typer.Context, server: ServerOption = None, key: KeyOption = None) -> None:
+    """Where the commands act: the local database, or with --server a FaceGate server's API."""
+    global _remote
+    _remote = {"server": server, "key": key} if server else None
+    if _remote and ctx.invoked_subcommand in LOCAL_ONLY and not ctx.resilient_parsing:
+        require_local(f"facegate {ctx.invoked_subcommand}")
+
+
+def remote_server() -> str | None:
+    return _remote["server"] if _remote else None
+
+
+def require_local(what: str) -> None:
+    """End a command that has no remote form when --server is given, saying so."""
+    if _remote:
+        console.print(f"[bold red]error[/]: '{what}' works on the local database, models and registry only; "
+                      f"run it on the server's machine without --server (got --server {_remote['server']})")
+        raise typer.Exit(code=2)
+
+
+def require_remote(what: str) -> None:
+    """End a command that needs a running server when --server is not given."""
+    if not _remote:
+        console.print(f"[bold red]error[/]: '{what}' needs a running server: give --server URL --key KEY")
+        raise typer.Exit(code=2)
+
+
+def backend() -> FaceGateClient | LocalBackend:
+    """The client of the --server, else the local database as the system: the same methods,
+    the same result types (see :mod:`facegate.cli.backend`)."""
+    if _remote:
+        from facegate.client import FaceGateClient
+
+        return FaceGateClient(str(_remote["server"]), api_key=_remote["key"])
+    from facegate.cli.backend import LocalBackend
+
+    return LocalBackend()
+
+
+def _remote_error(exc: Exception) -> str | None:
+    """The message of a failed API call (only when the client was used at all)."""
+    if "facegate.client" not in sys.modules:
+        return None
+    import httpx
+
+    from facegate.client import FaceGateAPIError
+
+    if isinstance(exc, FaceGateAPIError):
+        return f"({exc.code or exc.status}): {exc.detail}"
+    if isinstance(exc, httpx.HTTPError):
+        return f"cannot reach {remote_server()}: {exc}"
+    return None
+
+
 @contextmanager
 def clear_errors() -> Iterator[None]:
-    """FaceGate's own errors end the command with their message, never a traceback."""
+    """FaceGate's own errors, and a server's, end the command with their message, never a traceback."""
     try:
         yield
     except FaceGateError as exc:
@@ -52,6 +120,12 @@ def clear_errors() -> Iterator[None]:
         raise typer.Exit(code=2) from None
     except (ValueError, FileNotFoundError) as exc:
         console.print(f"[bold red]error[/]: {exc}")
+        raise typer.Exit(code=2) from None
+    except Exception as exc:
+        message = _remote_error(exc)
+        if message is None:
+            raise
+        console.print(f"[bold red]error[/] {message}")
         raise typer.Exit(code=2) from None
 
 

@@ -1,6 +1,6 @@
 """The exam workflow's commands: ``facegate roster import``, ``facegate session create|list``,
 ``facegate checkin`` and ``facegate attendance export``; thin shells over the same workflow
-methods the API calls, on the local database as the system."""
+methods the API calls, on the local database as the system, or on a server with ``--server``."""
 
 from __future__ import annotations
 
@@ -11,16 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from facegate.cli.common import (
-    build_workflows,
-    clear_errors,
-    console,
-    out,
-    photo_input,
-    print_json,
-    progress_bar,
-)
-from facegate.security import SYSTEM
+from facegate.cli.common import backend, clear_errors, console, out, print_json
 
 roster_app = typer.Typer(help="Exam rosters: import students and their photos from a CSV.", no_args_is_help=True)
 session_app = typer.Typer(help="Exam sessions: create and list.", no_args_is_help=True)
@@ -34,13 +25,8 @@ def roster_import(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Create or update every student and enroll their photos; bad rows are listed, the rest imported."""
-    from facegate.workflows.exam import read_roster_file
-
     with clear_errors():
-        wf = build_workflows()
-        rows = read_roster_file(csv_file, wf.gallery.settings.max_image_bytes)
-        with progress_bar("importing roster", len(rows)) as advance:
-            report = wf.exams.import_roster(gallery, rows, progress=lambda n: advance(), principal=SYSTEM)
+        report = backend().import_roster(gallery, csv_file)
     if as_json:
         print_json(report)
         return
@@ -81,7 +67,7 @@ def session_create(
     with clear_errors():
         data = ExamSessionIn(code=code, course=course, room=room, starts_at=_when(start), ends_at=_when(end),
                              online=online, reverify_random=reverify, reverify_window_s=window, students=students or None)
-        created = build_workflows().exams.create_session(gallery, data, principal=SYSTEM)
+        created = backend().create_exam_session(gallery, data)
     out.print(f"session {created.code}: {created.course} in {created.room or '-'}, "
               f"{created.starts_at.isoformat(timespec='minutes')} to {created.ends_at.isoformat(timespec='minutes')}")
 
@@ -89,7 +75,7 @@ def session_create(
 @session_app.command("list")
 def session_list(gallery: str) -> None:
     with clear_errors():
-        sessions = build_workflows().exams.list_sessions(gallery, principal=SYSTEM)
+        sessions = backend().exam_sessions(gallery)
     table = Table()
     for col in ("code", "course", "room", "starts", "ends", "online"):
         table.add_column(col)
@@ -109,8 +95,7 @@ def checkin(
 ) -> None:
     """Check a student in: their id and a live photo. Exit code 1 when not admitted."""
     with clear_errors():
-        result = build_workflows().exams.checkin(
-            gallery, session, student_id, photo_input(photo), kiosk=kiosk, principal=SYSTEM)
+        result = backend().checkin(gallery, session, student_id, photo, kiosk=kiosk)
     if as_json:
         print_json(result)
     else:
@@ -131,7 +116,7 @@ def attendance_export(
 ) -> None:
     """The session's attendance as CSV: one row per expected student."""
     with clear_errors():
-        text = build_workflows().exams.attendance_csv(gallery, session, principal=SYSTEM)
+        text = backend().attendance_csv(gallery, session)
     if out_file:
         out_file.write_text(text)
         console.print(f"wrote {out_file} ({text.count(chr(10)) - 1} students)")

@@ -1,4 +1,4 @@
-"""``facegate key create|list|revoke``: API keys on the local database."""
+"""``facegate key create|list|revoke``: API keys on the local database, or on a server with ``--server``."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from typing import Annotated
 
 import typer
 
-from facegate.cli.common import build_service, clear_errors, console, out
-from facegate.security import SYSTEM
+from facegate.cli.common import backend, clear_errors, console, out
 
 key_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 
@@ -21,7 +20,7 @@ def key_create(
     """Create an API key; the secret is printed once and only its hash is stored."""
     with clear_errors():
         wanted = [s.strip() for s in scopes.split(",") if s.strip()]
-        key = build_service().create_api_key(name, wanted, gallery, principal=SYSTEM)
+        key = backend().create_key(name, wanted, gallery)
         out.print(f"API key {key.id} ({', '.join(key.scopes)}{', gallery ' + key.gallery if key.gallery else ''}):")
         out.print(key.secret)
         console.print("This secret is shown once; store it now.")
@@ -30,7 +29,7 @@ def key_create(
 @key_app.command("list")
 def key_list() -> None:
     with clear_errors():
-        for key in build_service().list_api_keys(principal=SYSTEM):
+        for key in backend().keys():
             state = "revoked" if key.revoked else "active"
             out.print(f"{key.id}\tfg_{key.prefix}_…\t{','.join(key.scopes)}\t{key.gallery or '*'}\t{state}\t{key.name}")
 
@@ -38,5 +37,5 @@ def key_list() -> None:
 @key_app.command("revoke")
 def key_revoke(key_id: int) -> None:
     with clear_errors():
-        build_service().revoke_api_key(key_id, principal=SYSTEM)
+        backend().revoke_key(key_id)
         out.print(f"API key {key_id} revoked")

@@ -9,29 +9,23 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from facegate.cli.common import DetectorOption, ModelOption, clear_errors, load_engine, out
+from facegate.cli.common import (
+    DetectorOption,
+    ModelOption,
+    backend,
+    clear_errors,
+    load_engine,
+    out,
+    remote_server,
+)
 from facegate.errors import FaceGateError
 
 
 def _model_rows() -> list[dict[str, Any]]:
     """Every model file with its licence and checksum status, then the built-in detectors."""
-    from facegate.models.registry import BUILTIN_MODELS, MODELS, verified_path
+    from facegate.models.registry import model_rows
 
-    rows: list[dict[str, Any]] = []
-    for spec in MODELS.values():
-        try:
-            verified_path(spec.key)
-            status = "ok"
-        except FaceGateError as exc:
-            status = exc.code
-        rows.append(
-            {"key": spec.key, "role": spec.role, "file": f"{spec.package}/{spec.resource}", "licence": spec.licence,
-             "commercial_use": spec.commercial_use, "sha256": spec.sha256, "checksum": status}
-        )
-    for key, (description, licence) in BUILTIN_MODELS.items():
-        rows.append({"key": key, "role": "detector", "file": description, "licence": licence,
-                     "commercial_use": True, "sha256": None, "checksum": "built in"})
-    return rows
+    return model_rows()
 
 
 def models(
@@ -59,7 +53,8 @@ def _print_detections(results: list[dict[str, Any]]) -> None:
         if "error" in item:
             out.print(f"[red]{item['image']}[/]: {item['error']['message']}")
             continue
-        out.print(f"[bold]{item['image']}[/] ({item['width']}x{item['height']}): {len(item['faces'])} face(s)")
+        size = f" ({item['width']}x{item['height']})" if "width" in item else ""
+        out.print(f"[bold]{item['image']}[/]{size}: {len(item['faces'])} face(s)")
         for i, face in enumerate(item["faces"], start=1):
             quality = face["quality"]
             note = "ok" if quality["acceptable"] else "; ".join(quality["reasons"])
@@ -74,6 +69,9 @@ def detect(
     score_threshold: Annotated[float | None, typer.Option("--score-threshold", help="Detector score threshold.")] = None,
 ) -> None:
     """Find every face: box, score, 5 landmarks and quality."""
+    if remote_server():
+        _detect_remote(images, as_json, draw, detector, score_threshold)
+        return
     from facegate.drawing import draw_detections, save_rgb
     from facegate.engine import FaceEngine
     from facegate.imaging import load_image
@@ -107,6 +105,21 @@ def detect(
         _print_detections(results)
         if any("error" in r for r in results):
             raise typer.Exit(code=2)
+
+
+def _detect_remote(images: list[Path], as_json: bool, draw: Path | None, detector: str,
+                   score_threshold: float | None) -> None:
+    """``detect`` on a server: the same report, less the image sizes (the server's detector settings apply)."""
+    if draw is not None or score_threshold is not None:
+        raise typer.BadParameter("--draw and --score-threshold work locally only, not with --server")
+    with clear_errors():
+        client = backend()
+        results = [{"image": str(p), "faces": [f.model_dump(mode="json") for f in client.detect(p, detector)]}
+                   for p in images]
+    if as_json:
+        out.print_json(json.dumps(results))
+    else:
+        _print_detections(results)
 
 
 def compare(

@@ -1,6 +1,7 @@
 """``facegate monitor``: the drift report, the automatic response and its undo.
 
-``facegate monitor GALLERY`` is short for ``facegate monitor drift GALLERY``.
+``facegate monitor GALLERY`` is short for ``facegate monitor drift GALLERY``. On the local
+database, or on a server with ``--server``.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from rich import box
 from rich.table import Table
 from typer.core import TyperGroup
 
-from facegate.cli.common import build_service, clear_errors, out
-from facegate.security import SYSTEM
+from facegate.cli.common import backend, clear_errors, out
 
 if TYPE_CHECKING:
     from facegate.monitoring.drift import DriftReport, DriftWindows
@@ -91,12 +91,9 @@ def drift(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """PSI and KS / Fisher tests of scores, quality, brightness, face size, reject and no-face rates."""
-    from facegate.monitoring.drift import drift_limits, gallery_drift
-
     with clear_errors():
         windows = _windows(reference_days, recent_days, reference_last, recent_last)
-        limits = drift_limits(psi_limit, p_value, min_samples)
-        report = gallery_drift(build_service(), gallery, windows, limits, principal=SYSTEM)
+        report = backend().drift(gallery, windows, psi_limit, p_value, min_samples)
         if as_json:
             out.print_json(report.model_dump_json())
             return
@@ -164,7 +161,6 @@ def respond(
 ) -> None:
     """After drift: recalibrate on recent verified probes and refresh templates (dry run unless --apply)."""
     from facegate.monitoring.response import ResponsePolicy
-    from facegate.monitoring.response import respond as respond_to_drift
 
     with clear_errors():
         policy = ResponsePolicy(
@@ -173,7 +169,7 @@ def respond(
             reject_rate_rise=reject_rise,
         )
         windows = _windows(reference_days, recent_days, reference_last, recent_last)
-        report = respond_to_drift(build_service(), gallery, windows, policy, apply=apply, principal=SYSTEM)
+        report = backend().respond(gallery, windows, policy, apply=apply)
         if as_json:
             out.print_json(report.model_dump_json())
             return
@@ -183,10 +179,8 @@ def respond(
 @monitor_app.command("actions")
 def actions(gallery: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The gallery's recorded monitoring actions, newest first."""
-    from facegate.monitoring.response import list_actions
-
     with clear_errors():
-        rows = list_actions(build_service(), gallery, principal=SYSTEM)
+        rows = backend().monitoring_actions(gallery)
         if as_json:
             out.print_json(json.dumps([r.model_dump(mode="json") for r in rows]))
             return
@@ -205,7 +199,5 @@ def actions(gallery: str, as_json: Annotated[bool, typer.Option("--json")] = Fal
 @monitor_app.command("revert")
 def revert(action_id: int) -> None:
     """Undo a recorded action: remove the templates it added, or restore the previous production calibration."""
-    from facegate.monitoring.response import revert_action
-
     with clear_errors():
-        out.print_json(json.dumps(revert_action(build_service(), action_id, principal=SYSTEM), default=str))
+        out.print_json(json.dumps(backend().revert_action(action_id), default=str))

@@ -1,5 +1,5 @@
-"""``facegate video recognize|enroll``: live recognition of a file, camera or stream, and
-enrollment from a short clip, on the local database as the system."""
+"""``facegate video recognize|enroll|submit|job``: live recognition of a file, camera or stream
+(local), enrollment from a short clip (local or ``--server``), and a server's recognition jobs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,16 @@ from typing import Annotated
 
 import typer
 
-from facegate.cli.common import build_service, clear_errors, deferred_progress, out
+from facegate.cli.backend import LocalBackend
+from facegate.cli.common import (
+    backend,
+    build_service,
+    clear_errors,
+    deferred_progress,
+    out,
+    require_local,
+    require_remote,
+)
 from facegate.security import SYSTEM
 
 video_app = typer.Typer(help="Video: recognise every face live, enroll a person from a clip.", no_args_is_help=True)
@@ -27,8 +36,10 @@ def video_recognize(
     alert_unknown: Annotated[bool, typer.Option("--alert-unknown",
                                                 help="An access point: an unknown face in view raises an alert.")] = False,
 ) -> None:
-    """Track and name every face; Ctrl-C stops cleanly with the outputs flushed."""
+    """Track and name every face; Ctrl-C stops cleanly with the outputs flushed (local; a server: ``video submit``)."""
     from facegate.video.runner import recognize_video
+
+    require_local("facegate video recognize")
 
     with clear_errors(), deferred_progress("frames") as (start, advance):
         service = build_service()
@@ -62,22 +73,51 @@ def video_enroll(
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole report as JSON.")] = False,
 ) -> None:
     """Enroll K good, different-looking frames of the clip's one person (exit 1 if none is accepted)."""
-    from facegate.video.enroll import enroll_from_video, rights_attributes
+    from facegate.gallery.schemas import EnrollReport
 
-    attributes = rights_attributes(rights)
     with clear_errors():
-        report = enroll_from_video(build_service(), gallery, subject, clip, principal=SYSTEM, display_name=name,
-                                   attributes=attributes, track=track, k=frames)
+        report = backend().enroll_video(gallery, subject, clip, display_name=name, rights=rights, track=track,
+                                        frames=frames)
+    e = EnrollReport(**report["enrollment"])
     if as_json:
-        out.print_json(json.dumps(report.to_dict()))
+        out.print_json(json.dumps(report))
     else:
-        e = report.enrollment
         out.print(f"{subject}: {e.accepted} accepted, {e.rejected} rejected, {e.skipped} skipped of frames "
-                  f"{report.chosen_frames} (track {report.track}, {report.frames_sampled} frames sampled)")
+                  f"{report['chosen_frames']} (track {report['track']}, {report['frames_sampled']} frames sampled)")
         for item in e.items:
             if item.status != "accepted":
                 out.print(f"  {item.image}: {item.status} ({item.code}) {item.reason}")
-        for note in report.notes:
+        for note in report["notes"]:
             out.print(f"  {note}")
-    if report.enrollment.accepted == 0:
+    if e.accepted == 0:
         raise typer.Exit(code=1)
+
+
+@video_app.command("submit")
+def video_submit(
+    clip: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The clip to recognise.")],
+    gallery: Annotated[str, typer.Option("--gallery", "-g")],
+    every: Annotated[int, typer.Option("--every", min=1, max=30, help="Detect on every Nth frame.")] = 1,
+    unknown_after: Annotated[float, typer.Option("--unknown-after", min=0.0, max=3600.0)] = 5.0,
+    alert_unknown: Annotated[bool, typer.Option("--alert-unknown")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the job to finish and print its result.")] = False,
+) -> None:
+    """Upload a clip to the server as a recognition job (needs --server); prints the job."""
+    require_remote("facegate video submit")
+    with clear_errors():
+        client = backend()
+        assert not isinstance(client, LocalBackend)
+        job = client.submit_video_job(gallery, clip, every=every, unknown_after_s=unknown_after, alert_unknown=alert_unknown)
+        if wait:
+            job = client.wait_video_job(job["id"])
+    out.print_json(json.dumps(job, default=str))
+
+
+@video_app.command("job")
+def video_job(job_id: str) -> None:
+    """A server's recognition job: state, progress and result (needs --server)."""
+    require_remote("facegate video job")
+    with clear_errors():
+        client = backend()
+        assert not isinstance(client, LocalBackend)
+        out.print_json(json.dumps(client.video_job(job_id), default=str))

@@ -11,6 +11,8 @@ enroll passes, so the counts match the decision log exactly.
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import time
 from collections.abc import MutableMapping
 from typing import Any, Awaitable, Callable
@@ -127,6 +129,13 @@ class FaceGateMetrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host in ("localhost", "testclient")
+
+
 def route_template(scope: MutableMapping[str, Any]) -> str:
     """The matched route's path template (``/api/v1/galleries/{gallery}``), never the raw path,
     so label cardinality stays bounded; requests that matched no route share one label."""
@@ -135,9 +144,11 @@ def route_template(scope: MutableMapping[str, Any]) -> str:
     return str(path) if path else "unmatched"
 
 
-def install_http_metrics(app: Any, metrics: FaceGateMetrics) -> None:
-    """Add the request-counting middleware and ``GET /metrics`` (no auth: Prometheus scrapes it;
-    turn it off with ``FACEGATE_METRICS_ENABLED=false`` where the port is public)."""
+def install_http_metrics(app: Any, metrics: FaceGateMetrics, token: str = "") -> None:
+    """Add the request-counting middleware and ``GET /metrics``. Who may scrape: with
+    ``FACEGATE_METRICS_TOKEN`` set, whoever sends it as a bearer token (Prometheus's
+    ``authorization`` setting); without it, only clients on this machine (loopback). Turn the
+    whole thing off with ``FACEGATE_METRICS_ENABLED=false``."""
     from starlette.requests import Request
     from starlette.responses import Response
 
@@ -153,6 +164,14 @@ def install_http_metrics(app: Any, metrics: FaceGateMetrics) -> None:
             metrics.observe_request(request.method, route_template(request.scope), status, time.perf_counter() - start)
 
     async def metrics_endpoint(request: Request) -> Response:
+        if token:
+            sent = request.headers.get("authorization", "")
+            if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+                return Response("send the metrics token as 'Authorization: Bearer <token>'\n", status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"}, media_type="text/plain")
+        elif not _loopback(request.client.host if request.client else ""):
+            return Response("metrics are served to this machine only; set FACEGATE_METRICS_TOKEN to scrape "
+                            "from elsewhere\n", status_code=403, media_type="text/plain")
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
 
