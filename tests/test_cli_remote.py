@@ -73,6 +73,11 @@ def test_commands_act_on_the_server(server, tmp_path, monkeypatch):
     assert "fg_" in key
     listing = cli("key", "list").stdout
     assert "kiosk" in listing and "admin" in listing
+    made = runner.invoke(app, [*remote, "operator", "create", "remote-proctor", "--role", "proctor",
+                               "--password-stdin"], input="a long enough password\n")
+    assert made.exit_code == 0, made.output
+    assert "remote-proctor" in cli("operator", "list").stdout
+    cli("operator", "delete", "remote-proctor")
     # The server saw it all: the decisions are in its database.
     assert len(service.list_decisions("remote-g", None, 50, None, principal=SYSTEM).items) >= 3
     assert not (tmp_path / "local").exists()

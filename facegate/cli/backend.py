@@ -18,6 +18,7 @@ from facegate.security import SYSTEM
 if TYPE_CHECKING:
     from facegate.client import PhotoArg
     from facegate.gallery.inputs import PhotoInput
+    from facegate.gallery.operators import OperatorOut
     from facegate.gallery.schemas import (
         ApiKeyCreated,
         ApiKeyOut,
@@ -80,6 +81,37 @@ class LocalBackend:
         from facegate.workflows import Workflows
 
         return Workflows(self.service)
+
+    # -- operators ---------------------------------------------------------------------------
+    def create_operator(self, username: str, password: str, role: str, gallery: str | None = None,
+                        **fields: Any) -> OperatorOut:
+        from pydantic import ValidationError
+
+        from facegate.errors import InvalidRequestError
+        from facegate.gallery import operators
+
+        try:
+            data = operators.OperatorIn(username=username, password=password, role=role, gallery=gallery, **fields)
+        except ValidationError as exc:
+            raise InvalidRequestError(
+                "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            ) from None
+        return operators.create_operator(self.service.ctx, data, SYSTEM)
+
+    def operators(self) -> list[OperatorOut]:
+        from facegate.gallery import operators
+
+        return operators.list_operators(self.service.ctx, SYSTEM)
+
+    def delete_operator(self, username: str) -> None:
+        from facegate.gallery import operators
+
+        operators.delete_operator(self.service.ctx, username, SYSTEM)
+
+    def set_operator_password(self, username: str, password: str) -> None:
+        from facegate.gallery import operators
+
+        operators.set_password(self.service.ctx, username, password, SYSTEM)
 
     # -- galleries, subjects, keys ------------------------------------------------------------
     def create_gallery(self, name: str, model: str = "arcface", detector: str = "scrfd",

@@ -1,4 +1,5 @@
-"""``facegate operator create|list|delete|password``: the people who sign in, on the local database."""
+"""``facegate operator create|list|delete|password``: the people who sign in, on the local database
+or, with ``--server``, on a FaceGate server (an admin key)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,8 @@ import sys
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
-from facegate.cli.common import build_service, clear_errors, console, out
-from facegate.errors import InvalidRequestError
-from facegate.security import SYSTEM
+from facegate.cli.common import backend, clear_errors, console, out
 
 operator_app = typer.Typer(help="Create, list and delete operators (people who sign in), set passwords.",
                            no_args_is_help=True)
@@ -35,15 +33,9 @@ def operator_create(
     password_stdin: PasswordStdin = False,
 ) -> None:
     """Create an operator; the password (10 to 1024 characters) is asked for, hidden."""
-    from facegate.gallery import operators
-
     with clear_errors():
-        try:
-            data = operators.OperatorIn(username=username, password=_password(password_stdin), role=role,
-                                        gallery=gallery, display_name=display_name)
-        except ValidationError as exc:
-            raise InvalidRequestError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
-        created = operators.create_operator(build_service().ctx, data, SYSTEM)
+        created = backend().create_operator(username, _password(password_stdin), role, gallery,
+                                            display_name=display_name)
         out.print(f"operator {created.username} ({created.role}{', gallery ' + created.gallery if created.gallery else ''})"
                   " created")
 
@@ -51,10 +43,8 @@ def operator_create(
 @operator_app.command("list")
 def operator_list() -> None:
     """Every operator: name, role, gallery, locked or not, last sign-in."""
-    from facegate.gallery import operators
-
     with clear_errors():
-        for op in operators.list_operators(build_service().ctx, SYSTEM):
+        for op in backend().operators():
             last = f"{op.last_login_at:%Y-%m-%d %H:%M}" if op.last_login_at else "never"
             state = "locked" if op.locked else "active"
             out.print(f"{op.username}\t{op.role}\t{op.gallery or '*'}\t{state}\tlast sign-in {last}\t{op.display_name}")
@@ -63,18 +53,14 @@ def operator_list() -> None:
 @operator_app.command("delete")
 def operator_delete(username: str) -> None:
     """Delete an operator and end its sessions."""
-    from facegate.gallery import operators
-
     with clear_errors():
-        operators.delete_operator(build_service().ctx, username, SYSTEM)
+        backend().delete_operator(username)
         out.print(f"operator {username} deleted")
 
 
 @operator_app.command("password")
 def operator_password(username: str, password_stdin: PasswordStdin = False) -> None:
     """Set an operator's password: ends its sessions and lifts a lock."""
-    from facegate.gallery import operators
-
     with clear_errors():
-        operators.set_password(build_service().ctx, username, _password(password_stdin), SYSTEM)
+        backend().set_operator_password(username, _password(password_stdin))
         console.print(f"password of {username} set; its sessions were ended")
