@@ -7,6 +7,7 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request, UploadFile, WebSocket
+from fastapi import Path as PathParam
 
 from facegate.errors import AuthenticationError, ImageTooLargeError
 from facegate.gallery import operators
@@ -116,6 +117,10 @@ def read_photo(upload: UploadFile, limit: int) -> PhotoInput:
         chunks.append(chunk)
     return PhotoInput(name=upload.filename or "upload", data=b"".join(chunks))
 
+
+INT64_MAX = 2**63 - 1
+# A database row id in a path: an integer the database can hold (a larger one is a 422, not a 500).
+RowId = Annotated[int, PathParam(ge=1, le=INT64_MAX)]
 
 ServiceDep = Annotated[GalleryService, Depends(get_service)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

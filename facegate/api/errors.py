@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from facegate import errors as e
@@ -79,6 +80,25 @@ def install(app: FastAPI) -> None:
         # Form fields gathered into a model inside a route (e.g. a registration): the caller's
         # input, so a 422 like any other invalid field, never a 500.
         return validation_problem(request, exc.errors())
+
+    @app.exception_handler(RecursionError)
+    async def too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        # JSON nested thousands of levels deep exhausts the parser's recursion, not the server.
+        return problem(request, 400, "invalid_request", "Invalid request", "the request body is nested too deeply")
+
+    @app.exception_handler(OverflowError)
+    async def overflow(request: Request, exc: OverflowError) -> JSONResponse:
+        return problem(request, 400, "invalid_request", "Invalid request", f"a number is out of range ({exc})")
+
+    @app.exception_handler(DBAPIError)
+    async def database_refused(request: Request, exc: DBAPIError) -> JSONResponse:
+        # The database refused a value the validation let through (a NUL byte in text on
+        # PostgreSQL, an integer past its column): the caller's input, so 400, not 500. Anything
+        # else the driver raises (a lost connection) stays a 500.
+        if isinstance(exc, DataError) or "NUL" in str(exc.orig):
+            return problem(request, 400, "invalid_request", "Invalid request",
+                           "a value in the request cannot be stored (NUL character or out of range)")
+        return await unexpected_error(request, exc)
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:

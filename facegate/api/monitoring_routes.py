@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, ValidationError
 
-from facegate.api.deps import PrincipalDep, ServiceDep
+from facegate.api.deps import PrincipalDep, RowId, ServiceDep
 from facegate.errors import InvalidRequestError
 from facegate.monitoring.drift import DriftReport, DriftWindows, drift_limits, gallery_drift
 from facegate.monitoring.response import (
@@ -44,11 +44,11 @@ def drift(
     gallery: str,
     service: ServiceDep,
     principal: PrincipalDep,
-    reference_days: Annotated[float | None, Query(gt=0)] = None,
-    recent_days: Annotated[float | None, Query(gt=0)] = None,
+    reference_days: Annotated[float | None, Query(gt=0, le=36500)] = None,
+    recent_days: Annotated[float | None, Query(gt=0, le=36500)] = None,
     reference_last: Annotated[int | None, Query(ge=1)] = None,
     recent_last: Annotated[int | None, Query(ge=1)] = None,
-    psi_limit: Annotated[float | None, Query(gt=0)] = None,
+    psi_limit: Annotated[float | None, Query(gt=0, le=1e6)] = None,
     p_value: Annotated[float | None, Query(gt=0, lt=1)] = None,
     min_samples: Annotated[int | None, Query(ge=2)] = None,
 ) -> DriftReport:
@@ -73,6 +73,6 @@ def actions(gallery: str, service: ServiceDep, principal: PrincipalDep) -> list[
 
 
 @router.post("/monitoring/actions/{action_id}/revert")
-def revert(action_id: int, service: ServiceDep, principal: PrincipalDep) -> dict[str, Any]:
+def revert(action_id: RowId, service: ServiceDep, principal: PrincipalDep) -> dict[str, Any]:
     """Undo one recorded action (remove added templates / restore the production calibration)."""
     return revert_action(service, action_id, principal=principal)

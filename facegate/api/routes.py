@@ -13,7 +13,7 @@ from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 
 from facegate import __version__
-from facegate.api.deps import PrincipalDep, RequestIdDep, ServiceDep, read_photo, upload_limit
+from facegate.api.deps import PrincipalDep, RequestIdDep, RowId, ServiceDep, read_photo, upload_limit
 from facegate.errors import InvalidRequestError
 from facegate.gallery.schemas import (
     ApiKeyCreated,
@@ -164,7 +164,7 @@ def list_faces(
 
 
 @router.delete("/galleries/{gallery}/subjects/{external_id}/faces/{face_id}", status_code=204, tags=["faces"])
-def delete_face(gallery: str, external_id: str, face_id: int, service: ServiceDep, principal: PrincipalDep) -> Response:
+def delete_face(gallery: str, external_id: str, face_id: RowId, service: ServiceDep, principal: PrincipalDep) -> Response:
     """Remove one enrolled template of a subject."""
     service.delete_face(gallery, external_id, face_id, principal=principal)
     return Response(status_code=204)
@@ -284,7 +284,7 @@ def list_keys(service: ServiceDep, principal: PrincipalDep) -> list[ApiKeyOut]:
 
 
 @router.delete("/keys/{key_id}", status_code=204, tags=["keys"])
-def revoke_key(key_id: int, service: ServiceDep, principal: PrincipalDep) -> Response:
+def revoke_key(key_id: RowId, service: ServiceDep, principal: PrincipalDep) -> Response:
     """Revoke an API key (admin scope); it is refused from then on."""
     service.revoke_api_key(key_id, principal=principal)
     return Response(status_code=204)

@@ -11,7 +11,15 @@ from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Resp
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from facegate.api.deps import PrincipalDep, RequestIdDep, SelfServiceDep, read_photo, upload_limit
+from facegate.api.deps import (
+    INT64_MAX,
+    PrincipalDep,
+    RequestIdDep,
+    RowId,
+    SelfServiceDep,
+    read_photo,
+    upload_limit,
+)
 from facegate.errors import AuthenticationError, InvalidRequestError
 from facegate.gallery.schemas import Page, SubjectOut
 from facegate.workflows import Workflows
@@ -46,7 +54,7 @@ class AckIn(BaseModel):
 
 class ReverifyRequestIn(BaseModel):
     students: list[str] | None = Field(None, description="Default: every student checked in.")
-    window_s: float | None = Field(None, gt=0, description="Time to answer; default: the session's.")
+    window_s: float | None = Field(None, gt=0, le=7 * 86400, description="Time to answer; default: the session's.")
 
 
 class RightsIn(BaseModel):
@@ -177,7 +185,7 @@ def list_alerts(
     kind: str | None = None,
     unacknowledged: bool = False,
     subject: str | None = None,
-    session_id: int | None = None,
+    session_id: Annotated[int | None, Query(ge=1, le=INT64_MAX)] = None,
 ) -> Page:
     """The gallery's alerts (impostor attempts, lockouts, unknown faces, ...), newest first, a page at a
     time; filter by kind, subject, session or unacknowledged."""
@@ -185,7 +193,7 @@ def list_alerts(
 
 
 @router.post(G + "/alerts/{alert_id}/ack", response_model=AlertOut, tags=["alerts"])
-def acknowledge_alert(gallery: str, alert_id: int, body: AckIn, wf: WorkflowsDep, principal: PrincipalDep) -> AlertOut:
+def acknowledge_alert(gallery: str, alert_id: RowId, body: AckIn, wf: WorkflowsDep, principal: PrincipalDep) -> AlertOut:
     """Mark an alert as looked at, and by whom."""
     return wf.alerts.acknowledge(gallery, alert_id, body.by, principal=principal)
 

@@ -17,6 +17,7 @@ from facegate.engine import Face, FaceEngine, foreground_faces
 from facegate.errors import (
     ConflictError,
     FaceGateError,
+    InvalidRequestError,
     ManyFacesError,
     ModelMismatchError,
     NoFaceError,
@@ -25,7 +26,7 @@ from facegate.errors import (
 from facegate.gallery.context import GalleryContext, find_gallery, gallery_settings, template_count
 from facegate.gallery.decisions import log_decision
 from facegate.gallery.inputs import PhotoInput, ProbeInput, as_probe
-from facegate.gallery.schemas import EnrollItem, EnrollReport, GallerySettings
+from facegate.gallery.schemas import EnrollItem, EnrollReport, GallerySettings, check_subject_id
 from facegate.gallery.thresholds import identify_threshold
 from facegate.security import Principal
 from facegate.storage.models import FaceCrop, FaceTemplate, Gallery, Subject, utcnow
@@ -86,6 +87,11 @@ def enroll(
     subject_id = existing_subject(ctx, g, external_id, display_name, attributes)
     if subject_id is None and not create_subject:
         raise NotFoundError(f"subject {external_id!r} not found in gallery {g.name!r}")
+    if subject_id is None:
+        try:
+            check_subject_id(external_id)
+        except ValueError as exc:
+            raise InvalidRequestError(f"cannot create subject {external_id[:50]!r}: {exc}") from None
     # A new subject is created in the transaction of its first accepted template: a subject
     # none of whose photos passes, or a request killed before one did, leaves nothing behind.
     target = _Target(g, subject_id, engine, gallery_settings(g), face_index, external_id, display_name, attributes)

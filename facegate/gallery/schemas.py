@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -59,9 +60,21 @@ class GalleryOut(BaseModel):
     )
 
 
+SUBJECT_ID_PATTERN = r"^[^/\x00-\x1f\x7f]+$"
+
+
+def check_subject_id(external_id: str) -> str:
+    """The rules of ``SubjectIn.external_id`` for an id that arrives another way (an enroll
+    URL that creates the subject): the same id rules on every route."""
+    if not 1 <= len(external_id) <= 200 or not re.match(SUBJECT_ID_PATTERN, external_id):
+        raise ValueError("a subject id is 1 to 200 characters, without '/' or control characters")
+    return external_id
+
+
 class SubjectIn(BaseModel):
-    # No "/": the id is a path segment of the subject's URLs (an encoded %2F is decoded before routing).
-    external_id: str = Field(..., min_length=1, max_length=200, pattern=r"^[^/]+$")
+    # No "/": the id is a path segment of the subject's URLs (an encoded %2F is decoded before routing);
+    # no control character (NUL, CR, LF): it lands in logs, CSV files and headers.
+    external_id: str = Field(..., min_length=1, max_length=200, pattern=SUBJECT_ID_PATTERN)
     display_name: str = Field("", max_length=300)
     attributes: dict[str, Any] = Field(default_factory=dict)
 

@@ -168,8 +168,8 @@ class DriftReport(BaseModel):
 class DriftWindows(BaseModel):
     """Which decisions to compare: by time (days) or by count (last N). Count wins if given."""
 
-    reference_days: float = Field(28.0, gt=0, description="Reference: this many days before the recent window.")
-    recent_days: float = Field(7.0, gt=0, description="Recent: the last this many days.")
+    reference_days: float = Field(28.0, gt=0, le=36500, description="Reference: this many days before the recent window.")
+    recent_days: float = Field(7.0, gt=0, le=36500, description="Recent: the last this many days.")
     reference_last: int | None = Field(None, ge=1, description="Reference: the N decisions before the recent ones.")
     recent_last: int | None = Field(None, ge=1, description="Recent: the last N decisions.")
 

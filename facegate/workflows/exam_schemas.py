@@ -21,14 +21,17 @@ class ExamSessionIn(BaseModel):
     ends_at: dt.datetime
     online: bool = False
     students: list[str] | None = Field(None, description="Expected students; default: every subject of the gallery.")
-    checkin_opens_minutes: float = Field(30.0, ge=0, description="Check-in opens this long before the start.")
+    checkin_opens_minutes: float = Field(30.0, ge=0, le=7 * 1440, description="Check-in opens this long before the start (at most a week).")
     reverify_random: int = Field(0, ge=0, le=20, description="Online: random re-verifications per student.")
-    reverify_window_s: float = Field(120.0, gt=0, description="Online: time a student has to answer one.")
+    reverify_window_s: float = Field(120.0, gt=0, le=86400, description="Online: time a student has to answer one.")
 
     @field_validator("starts_at", "ends_at")
     @classmethod
     def _utc(cls, value: dt.datetime) -> dt.datetime:
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        value = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        if not 2000 <= value.astimezone(dt.UTC).year <= 2200:
+            raise ValueError("must be a time between the years 2000 and 2200")
+        return value
 
     @model_validator(mode="after")
     def _order(self) -> ExamSessionIn:

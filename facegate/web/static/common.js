@@ -132,7 +132,7 @@ const FG = (() => {
   // -- pages for people in front of a camera (kiosk, enroll, login, live) -------------------------
   /** Mark the nav link of this page (aria-current) so the reader and the eye know where they are. */
   function markNav() {
-    for (const a of document.querySelectorAll("nav a")) {
+    for (const a of document.querySelectorAll(".site-nav a")) {
       if (a.getAttribute("href") === location.pathname) a.setAttribute("aria-current", "page");
     }
   }
@@ -224,13 +224,6 @@ const FG = (() => {
 })();
 
 // -- shared by the admin, sign-in, team and door pages (appended) -----------------------------
-/** Mark the header link of the current page (aria-current) in every `.site-nav`. */
-FG.markNav = () => {
-  for (const a of document.querySelectorAll(".site-nav a")) {
-    if (a.getAttribute("href") === location.pathname) a.setAttribute("aria-current", "page");
-  }
-};
-
 /** The signed-in operator ({username, role, gallery, display_name, expires_at}) or null. */
 FG.whoami = async () => {
   try {
