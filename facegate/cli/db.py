@@ -29,3 +29,15 @@ def db_downgrade(revision: Annotated[str, typer.Argument()] = "base") -> None:
 
     downgrade(database_url(get_settings()), revision)
     out.print(f"database at {revision}")
+
+
+@db_app.command("purge")
+def db_purge() -> None:
+    """Apply every gallery's retention now: drop old probe templates and decisions (the server's
+    background worker does this every hour)."""
+    from facegate.cli.common import build_service, clear_errors
+    from facegate.gallery.retention import apply_retention
+
+    with clear_errors():
+        counts = apply_retention(build_service().ctx)
+    out.print(", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()))

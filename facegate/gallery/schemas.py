@@ -39,6 +39,13 @@ class GallerySettings(BaseModel):
         "identify_fpir): a look-alike or a spoof, not any passer-by, whose failures would otherwise lock out "
         "whoever resembles them most. Strangers reach it at this rate per attempt.",
     )
+    probe_retention_days: float = Field(
+        90.0, ge=0, le=36500, description="Probe templates kept with decisions (for recalibration and drift) are "
+        "dropped after this many days; 0 keeps them.",
+    )
+    decision_retention_days: float = Field(
+        730.0, ge=0, le=36500, description="Decisions are deleted after this many days; 0 keeps them.",
+    )
     self_service: bool = Field(
         False, description="Anyone, without a key, may register an account, log in by face and check a photo's "
         "quality in this gallery (the self-service enrollment, login and kiosk pages).",

@@ -27,9 +27,11 @@ class Workflows:
     def background_worker(self, interval_s: float = 0.5) -> BackgroundWorker:
         """Webhook delivery and missed re-verifications, run periodically beside the server, and
         the automatic response to drift every ``auto_respond_interval_s``."""
+        from facegate.gallery.retention import apply_retention
         from facegate.monitoring.auto import auto_respond, periodic
 
-        jobs: list[Callable[[], object]] = [self.alerts.deliver_due, self.exams.sweep_missed]
+        jobs: list[Callable[[], object]] = [self.alerts.deliver_due, self.exams.sweep_missed,
+                                            periodic(3600.0, lambda: apply_retention(self.gallery.ctx), name="retention")]
         every = self.gallery.settings.auto_respond_interval_s
         if every > 0:
             jobs.append(periodic(every, lambda: auto_respond(self.gallery), name="auto_respond"))
