@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     # Signing key of face-login session tokens; empty means a random key kept in
     # data_dir/secret_key (created on first use, mode 0600).
     secret_key: str = ""
+    # Biometric data sealed at rest with AES-256-GCM (storage/sealing.py): the key, base64 of 32
+    # bytes; empty: a key created once in the data folder (template_key). Keep a copy elsewhere.
+    encrypt_templates: bool = True
+    template_key: str = ""
     session_token_minutes: float = Field(60.0, gt=0, allow_inf_nan=False)
     # How long an operator (admin, proctor, team lead) stays signed in to the admin pages.
     operator_session_minutes: float = Field(480.0, gt=0, allow_inf_nan=False)

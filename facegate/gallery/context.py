@@ -21,6 +21,7 @@ from facegate.imaging import ImageLimits
 from facegate.security import Principal, caller
 from facegate.storage.db import default_database_url, make_engine, session_factory
 from facegate.storage.models import FaceTemplate, Gallery, Subject
+from facegate.storage.sealing import Sealer, attach, load_key
 from facegate.storage.vector_index import GallerySearch
 
 log = logging.getLogger(__name__)
@@ -47,12 +48,16 @@ class GalleryContext:
         self.settings = settings
         self.database_url = settings.database_url or default_database_url(settings.data_dir)
         self.db = make_engine(self.database_url)
+        key = load_key(settings)
+        self.sealer = Sealer(key) if key is not None else None
+        attach(self.db, self.sealer)
         self.sessions = session_factory(self.db)
         self.search = GallerySearch(
             index_dir=settings.data_dir / "index",
             ann_min_templates=settings.ann_min_templates,
             dialect=self.db.dialect.name,
             build_in_background=settings.ann_build_in_background,
+            sealer=self.sealer,
         )
         self.image_limits = ImageLimits.from_settings(settings)
         self.engines = EnginePool(settings)

@@ -27,6 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator, UserDefinedType
 
+from facegate.storage.sealing import SealError, is_sealed, sealer_of
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
@@ -104,14 +106,43 @@ class VectorType(TypeDecorator):
         if value is None:
             return None
         array = np.asarray(value, dtype="<f4").ravel()
-        return array if dialect.name == "postgresql" else array.tobytes()
+        if dialect.name == "postgresql":
+            return array
+        sealer = sealer_of(dialect)
+        return sealer.seal(array.tobytes(), b"vector") if sealer else array.tobytes()
 
     def process_result_value(self, value, dialect):
         if value is None:
             return None
         if dialect.name == "postgresql":
             return np.asarray(value, dtype=np.float32)
-        return np.frombuffer(value, dtype="<f4").copy()
+        return np.frombuffer(_opened(value, dialect, b"vector"), dtype="<f4").copy()
+
+
+def _opened(value: bytes, dialect, column: bytes) -> bytes:
+    if not is_sealed(value):
+        return value
+    sealer = sealer_of(dialect)
+    if sealer is None:
+        raise SealError("this database holds sealed biometric data: set FACEGATE_ENCRYPT_TEMPLATES=true and "
+                        "give its FACEGATE_TEMPLATE_KEY (or the data folder's template_key file)")
+    return sealer.open(value, column)
+
+
+class SealedBytes(TypeDecorator):
+    """Bytes sealed at rest on every backend (face crops): see facegate.storage.sealing."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        sealer = sealer_of(dialect)
+        return sealer.seal(bytes(value), b"crop") if sealer else bytes(value)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else _opened(bytes(value), dialect, b"crop")
 
 
 class Base(DeclarativeBase):
@@ -195,7 +226,7 @@ class FaceCrop(Base):
     __tablename__ = "face_crops"
 
     template_id: Mapped[int] = mapped_column(ForeignKey("face_templates.id", ondelete="CASCADE"), primary_key=True)
-    jpeg: Mapped[bytes] = mapped_column(LargeBinary)
+    jpeg: Mapped[bytes] = mapped_column(SealedBytes())
 
     template: Mapped[FaceTemplate] = relationship(back_populates="crop")
 

@@ -35,6 +35,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from facegate.storage.models import FaceTemplate, Gallery
+from facegate.storage.sealing import Sealer, is_sealed
 
 if TYPE_CHECKING:  # usearch is imported when the first approximate index is built
     from usearch.index import Index
@@ -144,8 +145,10 @@ class GallerySearch:
         ann_min_templates: int = 20_000,
         dialect: str = "sqlite",
         build_in_background: bool = True,
+        sealer: Sealer | None = None,
     ) -> None:
         self.index_dir = index_dir
+        self.sealer = sealer  # the saved index holds the templates: sealed like them
         self.ann_min_templates = ann_min_templates
         self.dialect = dialect
         self.build_in_background = build_in_background
@@ -277,8 +280,13 @@ class GallerySearch:
             return None
         index = self._new_usearch_index(int(cache.matrix.shape[1]))
         try:
-            index.load(str(path))
-        except Exception:  # noqa: BLE001 - a damaged file is rebuilt
+            data = path.read_bytes()
+            if self.sealer is not None:
+                data = self.sealer.open(data, b"usearch")
+            elif is_sealed(data):
+                return None  # sealed by a service with a key this one lacks: rebuild
+            index.load(bytearray(data))
+        except Exception:  # noqa: BLE001 - a damaged file (or one sealed with another key) is rebuilt
             return None
         return index if len(index) == len(cache.ids) else None
 
@@ -341,7 +349,11 @@ class GallerySearch:
         stamp_path.unlink(missing_ok=True)
         suffix = f".{os.getpid()}.{threading.get_ident()}.tmp"
         tmp = path.with_name(path.name + suffix)
-        cache.index.save(str(tmp))
+        saved = cache.index.save()  # no path: the index as bytes
+        if saved is None:
+            raise RuntimeError("usearch returned no bytes for the index")
+        data = bytes(saved)
+        tmp.write_bytes(self.sealer.seal(data, b"usearch") if self.sealer is not None else data)
         os.replace(tmp, path)
         tmp_stamp = stamp_path.with_name(stamp_path.name + suffix)
         tmp_stamp.write_text(json.dumps(stamp))
