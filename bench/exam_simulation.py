@@ -102,6 +102,9 @@ def run(lfw: Path, students: int, seed: int, backend: str, workdir: Path) -> dic
                     "code": code, "course": "LFW-101", "room": "simulated",
                     "starts_at": (now - dt.timedelta(minutes=1)).isoformat(),
                     "ends_at": (now + dt.timedelta(hours=6)).isoformat(),
+                    # Expected: the whole roster, so a student whose photos were all refused (and
+                    # who therefore has no subject) is still on the attendance list, as absent.
+                    "students": [ids[name] for name, _ in people],
                 })
                 assert r.status_code == 201, r.text
 

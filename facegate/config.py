@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     # A request body must keep arriving: at most this many seconds between two chunks (408 after).
     body_timeout_s: float = Field(30.0, ge=0, le=3600, allow_inf_nan=False)
     rate_limit_auth_failures: str = "30/minute"
-    rate_limit_recognition: str = "20/second;1200/minute"
+    rate_limit_recognition: str = "100/second;3000/minute"
     # Background jobs beside the API server (webhook delivery, missed re-verifications).
     background_worker: bool = True
     # Hosts or networks (comma-separated: "hooks.internal, 10.0.0.0/8, 127.0.0.1") the server may

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from facegate.detection.base import Detection
+from facegate.liveness.pose import pose_from_5
 
 
 @dataclass(frozen=True)
@@ -50,21 +51,16 @@ class QualityReport:
         }
 
 
-def estimate_pose(landmarks: np.ndarray) -> tuple[float, float]:
-    """Rough yaw and roll in degrees from the five points.
+def estimate_pose(landmarks: np.ndarray, frame_shape: tuple[int, ...] | None = None) -> tuple[float, float]:
+    """Yaw and roll in degrees from the five detector points (yaw > 0: the person turns to
+    their left; roll > 0: clockwise in the image).
 
-    Roll is the angle of the eye line. Yaw comes from how far the nose tip sits from the
-    midline between the eyes, relative to the eye distance: at 0 it is centred, and a
-    half-profile face pushes it towards one eye.
+    A mean 3-D face is fitted to the points with solvePnP (:mod:`facegate.liveness.pose`).
+    The earlier 2-D formula (nose offset from the eye midline) mistook the nose's depth for
+    a turn: a frontal face read -50 degrees and a 45 degree turn -90.
     """
-    left_eye, right_eye, nose = landmarks[0], landmarks[1], landmarks[2]
-    eye_vec = right_eye - left_eye
-    roll = float(np.degrees(np.arctan2(eye_vec[1], eye_vec[0])))
-    eye_dist = float(np.linalg.norm(eye_vec)) or 1.0
-    axis = eye_vec / eye_dist
-    offset = float(np.dot(nose - (left_eye + right_eye) / 2.0, axis)) / eye_dist
-    yaw = float(np.degrees(np.arcsin(np.clip(offset * 2.0, -1.0, 1.0))))
-    return yaw, roll
+    pose = pose_from_5(landmarks, frame_shape)
+    return pose.yaw, pose.roll
 
 
 def sharpness(crop: np.ndarray) -> float:
@@ -103,7 +99,7 @@ def assess(image: np.ndarray, detection: Detection, limits: QualityLimits | None
     centre = grey[h // 5 : h - h // 8, w // 5 : w - w // 5]  # skin, not hair or background
     brightness = float(centre.mean())
     clipped = float(((centre < 8) | (centre > 247)).mean())
-    yaw, roll = estimate_pose(detection.landmarks) if detection.landmarks is not None else (0.0, 0.0)
+    yaw, roll = estimate_pose(detection.landmarks, image.shape) if detection.landmarks is not None else (0.0, 0.0)
 
     factors = {
         "size": _ramp(size, 24.0, 112.0),

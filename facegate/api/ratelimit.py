@@ -15,7 +15,7 @@ import math
 import re
 import time
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
@@ -28,6 +28,9 @@ RECOGNITION = re.compile(
     r"^/api/v1/(detect|galleries/[^/]+/(identify|quality|access/check|login(/face)?|accounts|"
     r"subjects/[^/]+/(verify|enroll|enroll-video)|exam-sessions/[^/]+/(checkin|reverify)))$"
 )
+
+
+PASSWORD_LOGIN = re.compile(r"^/api/v1/(auth/operator/login|galleries/[^/]+/login)$")
 
 
 def client_address(request: Request) -> str:
@@ -66,10 +69,14 @@ class RateLimits:
             self.limiter.hit(item, who)
 
     def before(self, request: Request) -> float | None:
-        """Retry-After seconds when this request must be refused now."""
+        """Retry-After seconds when this request must be refused before it runs: a password
+        login from an address over its failure limit (argon2 is slow on purpose: no free
+        guesses), or a recognition route over the caller's limit."""
         if not self.enabled or not request.url.path.startswith("/api/v1/"):
             return None
-        wait = self._exhausted(self.auth_failures, "authfail:" + client_address(request))
+        wait = None
+        if request.method == "POST" and PASSWORD_LOGIN.match(request.url.path):
+            wait = self._exhausted(self.auth_failures, "authfail:" + client_address(request))
         if wait is None and request.method == "POST" and RECOGNITION.match(request.url.path):
             who = "recog:" + caller_key(request)
             wait = self._exhausted(self.recognition, who)
@@ -77,9 +84,25 @@ class RateLimits:
                 self._hit(self.recognition, who)
         return wait
 
-    def after(self, request: Request, status: int) -> None:
-        if self.enabled and status == 401 and request.url.path.startswith("/api/v1/"):
-            self._hit(self.auth_failures, "authfail:" + client_address(request))
+    def after(self, request: Request, status: int) -> float | None:
+        """Count a failed authentication; Retry-After seconds when the address is over its limit
+        (its 401 is then answered 429: a guesser learns nothing more, while a person at the same
+        address with a valid key or session is not locked out)."""
+        if not self.enabled or status != 401 or not request.url.path.startswith("/api/v1/"):
+            return None
+        who = "authfail:" + client_address(request)
+        wait = self._exhausted(self.auth_failures, who)
+        if wait is None:
+            self._hit(self.auth_failures, who)
+        return wait
+
+
+def _too_many(request: Request, wait: float) -> Response:
+    seconds = math.ceil(wait)
+    refused = problem(request, 429, "rate_limited", "Too Many Requests",
+                      f"too many requests from this client; retry in {seconds} s")
+    refused.headers["Retry-After"] = str(seconds)
+    return refused
 
 
 def install(app: FastAPI, settings: Settings) -> RateLimits:
@@ -89,13 +112,11 @@ def install(app: FastAPI, settings: Settings) -> RateLimits:
     async def rate_limit(request: Request, call_next):
         wait = limits.before(request)
         if wait is not None:
-            seconds = math.ceil(wait)
-            refused = problem(request, 429, "rate_limited", "Too Many Requests",
-                              f"too many requests from this client; retry in {seconds} s")
-            refused.headers["Retry-After"] = str(seconds)
-            return refused
+            return _too_many(request, wait)
         response = await call_next(request)
-        limits.after(request, response.status_code)
+        wait = limits.after(request, response.status_code)
+        if wait is not None:
+            return _too_many(request, wait)
         return response
 
     return limits

@@ -22,14 +22,15 @@ BOX_SCALE = 1.5
 
 # Index groups of the 106-point scheme, "left"/"right" as SEEN IN THE IMAGE (the person's
 # right eye is the image-left eye, like the five SCRFD points). Determined empirically: the
-# indices were drawn on the package photo yaoming.jpg and on LivePortrait frames at 4x zoom
-# and read off the picture (bench/pose_check.py --draw-indices writes that picture); the
-# eye rings were confirmed by the eye-openness dip when the person blinks.
+# points of the package photo yaoming.jpg (frontal) were drawn numbered at 6x zoom, and the
+# eye regions at 20x, and read off the picture (``bench/pose_check.py --draw-indices PHOTO``
+# writes it); the rings were confirmed by the eye-openness dips on LivePortrait blinks
+# (frames looked at by eye) and agree with the 106->68 correspondence used in public code.
 CONTOUR = tuple(range(0, 33))  # jaw line: 0 = chin, 1..16 image-left side, 17..32 image-right
-# Eye rings as (outer corner, upper lid x3, inner corner, lower lid x3), the upper and lower
-# lid points paired top/bottom; 38 and 34 (88 and 92) both sit on the pupil.
-EYE_LEFT = (35, 41, 40, 42, 39, 36, 33, 37)  # image-left eye
-EYE_RIGHT = (93, 96, 94, 95, 89, 91, 87, 90)  # image-right eye
+# Eye rings in order around the eye: outer corner, upper lid outer->inner, inner corner,
+# lower lid inner->outer (so ring[1+k] sits above ring[7-k]); 34/38 and 88/92 are pupils.
+EYE_LEFT = (35, 41, 40, 42, 39, 37, 33, 36)  # image-left eye
+EYE_RIGHT = (93, 96, 94, 95, 89, 90, 87, 91)  # image-right eye
 PUPIL_LEFT, PUPIL_RIGHT = 38, 88
 BROW_LEFT = tuple(range(43, 52))
 BROW_RIGHT = tuple(range(97, 106))

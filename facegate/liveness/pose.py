@@ -11,8 +11,11 @@ Conventions, from the person's point of view, for the challenge and the quality 
 * ``pitch`` > 0: the person looks up (the nose moves up in the image);
 * ``roll`` > 0: the head tilts clockwise as seen in the image (the image-right eye lower).
 
-Angles are Tait-Bryan, composed as ``R = Rz(roll) @ Ry(-yaw) @ Rx(-pitch)`` in the camera
-frame (x right, y down, z away from the camera). A mirrored image negates yaw and roll and
+Angles are Tait-Bryan, composed as ``R = Rz(roll) @ Ry(-yaw) @ Rx(-pitch)``, and taken
+relative to the LINE OF SIGHT from the camera to the face, not to the optical axis: a person
+looking straight at the camera is at 0 wherever the face sits in the frame. (Relative to the
+optical axis, a face at the side of a close webcam's frame looks 10 degrees turned while
+facing the lens: on LivePortrait d3 that hid half of a real turn.) A mirrored image negates yaw and roll and
 keeps pitch, because both models below are left-right symmetric.
 
 The 3-D points are a left-right symmetrised subset (in mm) of the mean 68-point face shape
@@ -93,13 +96,26 @@ def angles_from_rotation(rotation: np.ndarray) -> tuple[float, float, float]:
 
 
 def project(points3d: np.ndarray, yaw: float, pitch: float, roll: float, width: int, height: int,
-            distance: float = 600.0) -> np.ndarray:
-    """Pinhole projection of model points posed at these angles, ``distance`` mm in front of
-    the camera centre (what the synthetic check of the estimator feeds it)."""
-    rvec, _ = cv2.Rodrigues(rotation_from_angles(yaw, pitch, roll))
-    tvec = np.array([0.0, 0.0, distance])
+            distance: float = 600.0, offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """Pinhole projection of model points posed at these angles (relative to the line of
+    sight), ``distance`` mm in front of the camera and ``offset`` mm to the side and down:
+    what the synthetic check of the estimator feeds it."""
+    tvec = np.array([offset[0], offset[1], distance], dtype=np.float64)
+    rotation = _line_of_sight(tvec) @ rotation_from_angles(yaw, pitch, roll)
+    rvec, _ = cv2.Rodrigues(rotation)
     image, _ = cv2.projectPoints(points3d.astype(np.float64), rvec, tvec, camera_matrix(width, height), None)
     return image.reshape(-1, 2)
+
+
+def _line_of_sight(tvec: np.ndarray) -> np.ndarray:
+    """The rotation taking the optical axis (0, 0, 1) onto the ray from the camera to ``tvec``."""
+    ray = tvec / (np.linalg.norm(tvec) or 1.0)
+    axis = np.cross([0.0, 0.0, 1.0], ray)
+    sin, cos = float(np.linalg.norm(axis)), float(ray[2])
+    if sin < 1e-9:
+        return np.eye(3)
+    rotation, _ = cv2.Rodrigues(axis / sin * np.arctan2(sin, cos))
+    return np.asarray(rotation)
 
 
 def solve_pose(model: np.ndarray, image_points: np.ndarray, width: float, height: float) -> HeadPose:
@@ -112,13 +128,13 @@ def solve_pose(model: np.ndarray, image_points: np.ndarray, width: float, height
     model_spread = float(np.linalg.norm(model[:, :2].max(0) - model[:, :2].min(0)))
     depth = width * model_spread / spread
     centre = pts.mean(0)
-    tvec = np.array([(centre[0] - width / 2.0) * depth / width, (centre[1] - height / 2.0) * depth / width, depth])
-    rvec = np.zeros(3)
-    ok, rvec, tvec = cv2.solvePnP(model, pts, cam, None, rvec, tvec, useExtrinsicGuess=True,
-                                  flags=cv2.SOLVEPNP_ITERATIVE)
+    guess = np.array([(centre[0] - width / 2.0) * depth / width, (centre[1] - height / 2.0) * depth / width, depth])
+    ok, rvec_out, tvec_out = cv2.solvePnP(model, pts, cam, None, np.zeros(3), guess, useExtrinsicGuess=True,
+                                          flags=cv2.SOLVEPNP_ITERATIVE)
+    rvec, tvec = np.asarray(rvec_out, dtype=np.float64), np.asarray(tvec_out, dtype=np.float64)
     if not ok:
         return HeadPose(0.0, 0.0, 0.0, error=float("inf"))
-    rotation, _ = cv2.Rodrigues(rvec)
+    rotation = _line_of_sight(tvec.reshape(3)).T @ cv2.Rodrigues(rvec)[0]
     if tvec[2] < 0:  # the mirror solution behind the camera: never a real face
         return HeadPose(0.0, 0.0, 0.0, error=float("inf"))
     yaw, pitch, roll = angles_from_rotation(rotation)

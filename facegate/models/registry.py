@@ -71,7 +71,7 @@ MODELS: dict[str, ModelFile] = {
             sha256="f001b856447c413801ef5c42091ed0cd516fcd21f2d6b79635b1e733a7109dbf",
             licence=NON_COMMERCIAL,
             commercial_use=False,
-            description="106-point 2D landmarks (ONNX); not used by the default pipeline",
+            description="106-point 2D landmarks (ONNX): blink, smile and head pose for liveness (facegate.liveness)",
         ),
         ModelFile(
             key="dlib_resnet",

@@ -135,12 +135,12 @@ def enroll_from_video(
     name = Path(str(source)).name
     probes = [Probe(f"{name}#frame{i}", [face], height, width) for i, face in chosen]
     existed = _subject_exists(service, gallery, external_id, principal)
+    # A new subject is created with its first accepted frame: nothing of a failed one stays.
     report = service.enroll(gallery, external_id, probes, display_name=display_name, attributes=attributes,
                             principal=principal)
     notes = []
     if report.accepted == 0 and not existed:
-        service.delete_subject(gallery, external_id, principal=principal)  # nothing of a failed enrollment stays
-        notes.append("no frame was accepted: the new subject was removed again")
+        notes.append("no frame was accepted: no subject was created")
     return VideoEnrollReport(external_id, str(source), sampled, summaries, track, [i for i, _ in chosen], report, notes)
 
 
