@@ -49,7 +49,16 @@ class RosterReport(BaseModel):
 def parse_roster(text: str, resolve: Callable[[str], list[PhotoInput]]) -> list[RosterRow]:
     """Rows of a ``student_id,name,photo`` CSV; ``resolve`` turns a photo cell (a file or a
     folder) into photos. A bad row carries its error instead of stopping the import."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    # newline="": the csv module sees the file's own line ends (CR, LF, CRLF; and CR or LF
+    # inside quoted fields) as it expects to.
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+    try:
+        return _rows(reader, resolve)
+    except csv.Error as exc:
+        raise InvalidRequestError(f"the roster is not a readable CSV (line {reader.line_num}: {exc})") from None
+
+
+def _rows(reader: csv.DictReader, resolve: Callable[[str], list[PhotoInput]]) -> list[RosterRow]:
     missing = [c for c in ROSTER_COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
         raise InvalidRequestError(
@@ -61,8 +70,10 @@ def parse_roster(text: str, resolve: Callable[[str], list[PhotoInput]]) -> list[
         student_id = (row.get("student_id") or "").strip()
         item = RosterRow(line=line, student_id=student_id, name=(row.get("name") or "").strip())
         photo_cell = (row.get("photo") or "").strip()
-        if not student_id or "/" in student_id:
-            item.error = "student_id is empty or contains '/'"
+        if not student_id or "/" in student_id or any(ord(c) < 32 or ord(c) == 127 for c in student_id):
+            item.error = "student_id is empty or contains '/' or a control character"
+        elif len(student_id) > 200:
+            item.error = "student_id is longer than 200 characters"
         elif not photo_cell:
             item.error = "no photo given"
         else:
