@@ -12,6 +12,7 @@ from facegate import __version__
 from facegate.api import docs, errors, ratelimit
 from facegate.api.admin_routes import router as admin_router
 from facegate.api.body_timeout import BodyTimeoutMiddleware
+from facegate.api.liveness_routes import router as liveness_router
 from facegate.api.monitoring_routes import router as monitoring_router
 from facegate.api.operator_routes import router as operator_router
 from facegate.api.routes import router
@@ -108,6 +109,7 @@ def create_app(service: GalleryService | None = None, worker_threads: int | None
 
     app.include_router(router)
     app.include_router(workflow_router)
+    app.include_router(liveness_router)
     app.include_router(video_router)
     app.include_router(operator_router)
     app.include_router(admin_router)

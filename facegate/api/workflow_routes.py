@@ -20,6 +20,7 @@ from facegate.api.deps import (
     read_photo,
     upload_limit,
 )
+from facegate.api.liveness_routes import CHALLENGE_DOC, FRAMES_DOC, TIMESTAMPS_DOC, read_recording
 from facegate.errors import AuthenticationError, InvalidRequestError
 from facegate.gallery.schemas import Page, SubjectOut
 from facegate.workflows import Workflows
@@ -111,13 +112,17 @@ def checkin(
     principal: PrincipalDep,
     rid: RequestIdDep,
     student_id: Annotated[str, Form(min_length=1, max_length=200)],
-    file: Annotated[UploadFile, File(description="A live photo of the student.")],
+    file: Annotated[UploadFile | None, File(description="A live photo of the student (liveness off).")] = None,
     kiosk: Annotated[str, Form(max_length=200)] = "",
+    frames: Annotated[list[UploadFile] | None, File(description=FRAMES_DOC)] = None,
+    timestamps: Annotated[str | None, Form(description=TIMESTAMPS_DOC)] = None,
+    challenge: Annotated[str | None, Form(max_length=64, description=CHALLENGE_DOC)] = None,
 ) -> CheckinResult:
     """Check a student in at a kiosk: their id and a live photo, verified 1:1; repeated failures lock the
-    student and raise an alert."""
-    return wf.exams.checkin(gallery, code, student_id, read_photo(file, upload_limit(request)), kiosk=kiosk,
-                            request_id=rid, principal=principal)
+    student and raise an alert. With the gallery's liveness on: a recording (``frames`` + ``timestamps``, and
+    ``challenge`` when active) instead of the photo; a failed liveness is status ``liveness_failed``."""
+    return wf.exams.checkin(gallery, code, student_id, (read_photo(file, upload_limit(request)) if file is not None else None), kiosk=kiosk,
+                            request_id=rid, principal=principal, recording=read_recording(frames, timestamps, challenge, upload_limit(request)))
 
 
 @router.post(G + "/exam-sessions/{code}/reverify", response_model=CheckinResult, tags=["exam"])
@@ -242,19 +247,26 @@ def _login_response(result: LoginResult) -> JSONResponse:
              responses={401: {"model": LoginResult, "description": "Not recognised."}})
 def login_face(
     request: Request, gallery: str, wf: WorkflowsDep, principal: SelfServiceDep, rid: RequestIdDep,
-    file: Annotated[UploadFile, File()],
+    file: Annotated[UploadFile | None, File(description="A photo (liveness off).")] = None,
+    frames: Annotated[list[UploadFile] | None, File(description=FRAMES_DOC)] = None,
+    timestamps: Annotated[str | None, Form(description=TIMESTAMPS_DOC)] = None,
+    challenge: Annotated[str | None, Form(max_length=64, description=CHALLENGE_DOC)] = None,
 ) -> JSONResponse:
     """Face login (1:N within the gallery's accounts): a session token on success, 401 otherwise; repeated
-    failures lock out."""
-    return _login_response(wf.accounts.login_face(gallery, read_photo(file, upload_limit(request)), request_id=rid,
-                                                  principal=principal))
+    failures lock out. With the gallery's liveness on, a recording instead of the photo."""
+    return _login_response(wf.accounts.login_face(gallery, (read_photo(file, upload_limit(request)) if file is not None else None), request_id=rid,
+                                                  principal=principal, recording=read_recording(frames, timestamps, challenge, upload_limit(request))))
 
 
 @router.post(G + "/login", response_model=LoginResult, tags=["accounts"],
              responses={401: {"model": LoginResult, "description": "Wrong password or face."}})
 def login_password_face(
     request: Request, gallery: str, wf: WorkflowsDep, principal: SelfServiceDep, rid: RequestIdDep,
-    username: Annotated[str, Form()], password: Annotated[str, Form()], file: Annotated[UploadFile, File()],
+    username: Annotated[str, Form()], password: Annotated[str, Form()],
+    file: Annotated[UploadFile | None, File(description="A photo (liveness off).")] = None,
+    frames: Annotated[list[UploadFile] | None, File(description=FRAMES_DOC)] = None,
+    timestamps: Annotated[str | None, Form(description=TIMESTAMPS_DOC)] = None,
+    challenge: Annotated[str | None, Form(max_length=64, description=CHALLENGE_DOC)] = None,
 ) -> JSONResponse:
     """Two-factor login: password, then the face verified 1:1 against that account; a session token on
     success, 401 otherwise."""
@@ -263,8 +275,8 @@ def login_password_face(
     source = f"key {principal.key_id}" if principal.key_id is not None else \
         f"address {request.client.host if request.client else 'unknown'}"
     return _login_response(wf.accounts.login_password_face(
-        gallery, username, password, read_photo(file, upload_limit(request)), request_id=rid, principal=principal,
-        source=source,
+        gallery, username, password, (read_photo(file, upload_limit(request)) if file is not None else None), request_id=rid, principal=principal,
+        source=source, recording=read_recording(frames, timestamps, challenge, upload_limit(request)),
     ))
 
 
@@ -292,11 +304,14 @@ def set_rights(gallery: str, external_id: str, body: RightsIn, wf: WorkflowsDep,
 @router.post(G + "/access/check", response_model=AccessResult, tags=["access"])
 def access_check(
     request: Request, gallery: str, wf: WorkflowsDep, principal: PrincipalDep, rid: RequestIdDep,
-    file: Annotated[UploadFile, File()],
+    file: Annotated[UploadFile | None, File(description="A photo (liveness off).")] = None,
     right: Annotated[str | None, Form(description="The right asked for, e.g. lab:enter; none: any right.")] = None,
     where: Annotated[str, Form(max_length=200)] = "",
+    frames: Annotated[list[UploadFile] | None, File(description=FRAMES_DOC)] = None,
+    timestamps: Annotated[str | None, Form(description=TIMESTAMPS_DOC)] = None,
+    challenge: Annotated[str | None, Form(max_length=64, description=CHALLENGE_DOC)] = None,
 ) -> AccessResult:
     """At the door: identify the photo and grant or deny ``right`` (none: any right); every check is logged,
     unknown faces and denials can raise alerts."""
-    return wf.access.check(gallery, read_photo(file, upload_limit(request)), right=right, request_id=rid, where=where,
-                           principal=principal)
+    return wf.access.check(gallery, (read_photo(file, upload_limit(request)) if file is not None else None), right=right, request_id=rid, where=where,
+                           principal=principal, recording=read_recording(frames, timestamps, challenge, upload_limit(request)))

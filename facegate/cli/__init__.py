@@ -15,6 +15,7 @@ from facegate.cli.evaluation import calibrate, eval_app
 from facegate.cli.exams import attendance_app, checkin, roster_app, session_app
 from facegate.cli.gallery import gallery_app
 from facegate.cli.keys import key_app
+from facegate.cli.liveness import liveness_app
 from facegate.cli.models import compare, demo, detect, models
 from facegate.cli.monitor import monitor_app
 from facegate.cli.operators import operator_app
@@ -33,7 +34,7 @@ for group, name in (
     (eval_app, "eval"), (gallery_app, "gallery"), (subject_app, "subject"), (key_app, "key"), (db_app, "db"), (calibration_app, "calibration"),
     (monitor_app, "monitor"), (roster_app, "roster"), (session_app, "session"), (attendance_app, "attendance"),
     (access_app, "access"), (alerts_app, "alerts"), (lockout_app, "lockout"), (video_app, "video"),
-    (operator_app, "operator"),
+    (operator_app, "operator"), (liveness_app, "liveness"),
 ):
     app.add_typer(group, name=name)
 

@@ -13,6 +13,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from facegate.client.liveness import RecordingArg
+from facegate.gallery.liveness_schemas import ChallengeIssued, LivenessResult
 from facegate.security import SYSTEM
 
 if TYPE_CHECKING:
@@ -193,6 +195,19 @@ class LocalBackend:
 
     def exam_sessions(self, gallery: str) -> list[ExamSessionOut]:
         return self.wf.exams.list_sessions(gallery, principal=SYSTEM)
+
+    def liveness_challenge(self, gallery: str, subject: str | None = None) -> ChallengeIssued:
+        from facegate.gallery.liveness import issue_challenge
+
+        return issue_challenge(self.service.ctx, gallery, SYSTEM, subject=subject)
+
+    def liveness_check(self, gallery: str, recording: RecordingArg, subject: str | None = None,
+                       mode: str | None = None) -> LivenessResult:
+        from facegate.gallery.liveness import Recording, check_recording
+
+        rec = Recording([as_input(f, i) for i, f in enumerate(recording.frames)], list(recording.timestamps),
+                        recording.challenge)
+        return check_recording(self.service.ctx, gallery, rec, subject, SYSTEM, mode=mode).result
 
     def checkin(self, gallery: str, code: str, student_id: str, photo: PhotoArg, kiosk: str = "") -> CheckinResult:
         return self.wf.exams.checkin(gallery, code, student_id, as_input(photo), kiosk=kiosk, principal=SYSTEM)

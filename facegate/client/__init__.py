@@ -16,6 +16,7 @@ from facegate.client.alerts import AlertsMixin
 from facegate.client.base import FaceGateAPIError, PhotoArg, RouteKey, route
 from facegate.client.exams import ExamsMixin, roster_uploads
 from facegate.client.galleries import GalleriesMixin
+from facegate.client.liveness import LivenessMixin, RecordingArg
 from facegate.client.monitoring import MonitoringMixin
 from facegate.client.operators import OperatorsMixin
 from facegate.client.recognition import RecognitionMixin
@@ -24,9 +25,9 @@ from facegate.client.video import VideoMixin
 
 class FaceGateClient(
     GalleriesMixin, RecognitionMixin, ExamsMixin, AlertsMixin, AccountsMixin, AccessMixin, MonitoringMixin,
-    VideoMixin, OperatorsMixin,
+    VideoMixin, OperatorsMixin, LivenessMixin,
 ):
     """Every FaceGate API operation as a method returning the server's pydantic models."""
 
 
-__all__ = ["FaceGateAPIError", "FaceGateClient", "PhotoArg", "RouteKey", "roster_uploads", "route"]
+__all__ = ["FaceGateAPIError", "FaceGateClient", "PhotoArg", "RecordingArg", "RouteKey", "roster_uploads", "route"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from facegate.client.base import API, ClientBase, PhotoArg, form, photo_file, route
+from facegate.client.base import API, ClientBase, PhotoArg, form, route
+from facegate.client.liveness import RecordingArg, upload_parts
 from facegate.gallery.schemas import SubjectOut
 from facegate.workflows.access import AccessResult
 
@@ -24,6 +25,8 @@ class AccessMixin(ClientBase):
         return SubjectOut(**self._call("PUT", url, json={"rights": list(rights)}))
 
     @route("POST", G + "/access/check")
-    def access_check(self, gallery: str, photo: PhotoArg, right: str | None = None, where: str = "") -> AccessResult:
+    def access_check(self, gallery: str, photo: PhotoArg | None, right: str | None = None, where: str = "",
+                     recording: RecordingArg | None = None) -> AccessResult:
         url = self._url(G + "/access/check", gallery=gallery)
-        return AccessResult(**self._call("POST", url, files={"file": photo_file(photo)}, data=form(right=right, where=where)))
+        files, extra = upload_parts(photo, recording)
+        return AccessResult(**self._call("POST", url, files=files, data=form(right=right, where=where) | extra))

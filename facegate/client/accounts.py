@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from facegate.client.base import API, ClientBase, PhotoArg, form, photo_file, route
+from facegate.client.liveness import RecordingArg, upload_parts
 from facegate.workflows.accounts import LoginResult, RegistrationResult, TokenClaims
 
 G = API + "/galleries/{gallery}"
@@ -21,17 +22,20 @@ class AccountsMixin(ClientBase):
         return RegistrationResult(**self._call("POST", self._url(G + "/accounts", gallery=gallery), files=files, data=data))
 
     @route("POST", G + "/login/face")
-    def login_face(self, gallery: str, photo: PhotoArg) -> LoginResult:
+    def login_face(self, gallery: str, photo: PhotoArg | None, recording: RecordingArg | None = None) -> LoginResult:
         """Face login; a refusal is a result (``authenticated`` false), not an exception."""
         url = self._url(G + "/login/face", gallery=gallery)
-        return LoginResult(**self._call("POST", url, ok=(401,), files={"file": photo_file(photo)}))
+        files, data = upload_parts(photo, recording)
+        return LoginResult(**self._call("POST", url, ok=(401,), files=files, data=data))
 
     @route("POST", G + "/login")
-    def login(self, gallery: str, username: str, password: str, photo: PhotoArg) -> LoginResult:
+    def login(self, gallery: str, username: str, password: str, photo: PhotoArg | None,
+              recording: RecordingArg | None = None) -> LoginResult:
         """Password + face login; a refusal is a result (``authenticated`` false)."""
         url = self._url(G + "/login", gallery=gallery)
-        data = form(username=username, password=password)
-        return LoginResult(**self._call("POST", url, ok=(401,), files={"file": photo_file(photo)}, data=data))
+        files, extra = upload_parts(photo, recording)
+        data = form(username=username, password=password) | extra
+        return LoginResult(**self._call("POST", url, ok=(401,), files=files, data=data))
 
     @route("GET", API + "/auth/session")
     def session_claims(self, token: str) -> TokenClaims:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from facegate.client.base import API, ClientBase, PhotoArg, form, photo_file, route
+from facegate.client.liveness import RecordingArg, upload_parts
 from facegate.workflows.exam_schemas import ChallengeOut, CheckinResult, ExamSessionIn, ExamSessionOut
 from facegate.workflows.roster import RosterReport
 
@@ -63,10 +64,13 @@ class ExamsMixin(ClientBase):
         return ExamSessionOut(**self._call("GET", self._url(E, gallery=gallery, code=code)))
 
     @route("POST", E + "/checkin")
-    def checkin(self, gallery: str, code: str, student_id: str, photo: PhotoArg, kiosk: str = "") -> CheckinResult:
+    def checkin(self, gallery: str, code: str, student_id: str, photo: PhotoArg | None, kiosk: str = "",
+                recording: RecordingArg | None = None) -> CheckinResult:
+        """Check in with a photo, or (gallery liveness on) a recording answering a challenge."""
         url = self._url(E + "/checkin", gallery=gallery, code=code)
-        data = form(student_id=student_id, kiosk=kiosk)
-        return CheckinResult(**self._call("POST", url, files={"file": photo_file(photo)}, data=data))
+        files, extra = upload_parts(photo, recording)
+        data = form(student_id=student_id, kiosk=kiosk) | extra
+        return CheckinResult(**self._call("POST", url, files=files, data=data))
 
     @route("POST", E + "/reverify")
     def reverify(self, gallery: str, code: str, student_id: str, photo: PhotoArg) -> CheckinResult:

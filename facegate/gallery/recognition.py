@@ -53,6 +53,7 @@ def verify(
     request_id: str,
     crosscheck: bool,
     principal: Principal,
+    extra_details: dict | None = None,
 ) -> VerifyResult:
     """1:1: is the main face of the picture this subject?
 
@@ -83,6 +84,7 @@ def verify(
         "faces_in_image": len(probe.faces),
         "quality": round(face.quality.score, 3),
         **({"better_matches": [c.model_dump() for c in better]} if better else {}),
+        **(extra_details or {}),
     }
     decision_id = log_decision(
         ctx, g.id, "verify", "match" if match else "no_match", external_id, score=score, threshold=info,
@@ -124,6 +126,7 @@ def identify(
     max_faces: int,
     exact: bool | None,
     principal: Principal,
+    extra_details: dict | None = None,
 ) -> IdentifyResult:
     """1:N for every face in the picture: a subject when the best score passes the
     gallery-size-aware threshold, otherwise ``unknown``."""
@@ -142,6 +145,7 @@ def identify(
         details={
             "faces": [{"decision": r.decision, "subject": r.subject, "score": r.score} for r in results],
             "gallery_templates": total,
+            **(extra_details or {}),
         },
         face=faces[0] if faces else None,
     )

@@ -50,6 +50,16 @@ class GallerySettings(BaseModel):
         False, description="Anyone, without a key, may register an account, log in by face and check a photo's "
         "quality in this gallery (the self-service enrollment, login and kiosk pages).",
     )
+    liveness: Literal["off", "passive", "active"] = Field(
+        "off", description="Presentation-attack defence for check-in, face login and access: off (one photo); "
+        "passive (a short recording, judged by the passive signals); active (a server-issued challenge of 1-3 "
+        "actions answered by a recording, plus the passive signals).",
+    )
+    liveness_challenge_seconds: float = Field(
+        60.0, gt=0, le=3600, description="A liveness challenge must be answered within this many seconds.")
+    liveness_max_seconds: float = Field(
+        4.0, gt=0.5, le=30, description="The actions of a challenge must all happen within this many seconds "
+        "of the recording's first frame.")
 
 
 class GalleryOut(BaseModel):

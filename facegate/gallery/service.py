@@ -204,9 +204,12 @@ class GalleryService:
         crosscheck: bool = False,
         *,
         principal: Principal,
+        extra_details: dict | None = None,
     ) -> VerifyResult:
-        """1:1 on a photo, frame or probe; ``crosscheck`` also searches 1:N for better matches."""
-        return recognition.verify(self.ctx, gallery, external_id, photo, far, request_id, crosscheck, principal)
+        """1:1 on a photo, frame or probe; ``crosscheck`` also searches 1:N for better matches;
+        ``extra_details`` (e.g. the liveness result) are logged with the decision."""
+        return recognition.verify(self.ctx, gallery, external_id, photo, far, request_id, crosscheck, principal,
+                                  extra_details)
 
     def identify(
         self,
@@ -219,9 +222,11 @@ class GalleryService:
         exact: bool | None = None,
         *,
         principal: Principal,
+        extra_details: dict | None = None,
     ) -> IdentifyResult:
         """1:N for every face of a photo, frame or probe; ``unknown`` under the threshold."""
-        return recognition.identify(self.ctx, gallery, photo, top_k, fpir, request_id, max_faces, exact, principal)
+        return recognition.identify(self.ctx, gallery, photo, top_k, fpir, request_id, max_faces, exact, principal,
+                                    extra_details)
 
     # -- decision log and readiness -------------------------------------------------------
     def list_decisions(

@@ -434,3 +434,21 @@ class OperatorSession(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LivenessChallenge(Base):
+    """A liveness challenge the server issued: the actions asked, in order, and when; only the
+    nonce's SHA-256 is kept. ``used_at`` is set once, by the first answer (single use)."""
+
+    __tablename__ = "liveness_challenges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    gallery_id: Mapped[int] = mapped_column(ForeignKey("galleries.id", ondelete="CASCADE"), index=True)
+    nonce_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    actions: Mapped[list[str]] = mapped_column(JSON)
+    subject_external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    max_seconds: Mapped[float] = mapped_column(Float)
+    issued_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(20), default="")

@@ -9,10 +9,13 @@ from pydantic import BaseModel, Field
 
 from facegate.errors import NoFaceError
 from facegate.gallery.context import find_gallery
+from facegate.gallery.liveness import Recording
+from facegate.gallery.liveness_schemas import LivenessResult
 from facegate.gallery.schemas import SubjectIn, SubjectOut, SubjectUpdate
 from facegate.gallery.service import GalleryService, PhotoInput
 from facegate.security import SYSTEM, Principal
 from facegate.workflows.alerts import AlertCenter
+from facegate.workflows.liveness_gate import LivenessGate
 
 RIGHT_PATTERN = r"^[A-Za-z0-9_.:*-]+$"
 
@@ -34,6 +37,7 @@ class AccessResult(BaseModel):
     reason: str
     decision_id: int
     alert_id: int | None = None
+    liveness: LivenessResult | None = None
 
 
 def holds(rights: list[str], wanted: str | None) -> bool:
@@ -62,6 +66,7 @@ class AccessService:
     def __init__(self, gallery_service: GalleryService, alerts: AlertCenter) -> None:
         self.gs = gallery_service
         self.alerts = alerts
+        self.gate = LivenessGate(gallery_service, alerts)
 
     def create_member(self, gallery: str, data: MemberIn, *, principal: Principal) -> SubjectOut:
         rights = _validate_rights(data.rights)
@@ -76,11 +81,22 @@ class AccessService:
         return self.gs.update_subject(gallery, external_id, SubjectUpdate(attributes=attributes), principal=principal)
 
     def check(
-        self, gallery: str, photo: PhotoInput, right: str | None = None, request_id: str = "", where: str = "",
-        *, principal: Principal,
+        self, gallery: str, photo: PhotoInput | None, right: str | None = None, request_id: str = "", where: str = "",
+        *, principal: Principal, recording: Recording | None = None,
     ) -> AccessResult:
-        """Who is at the door, and may they do ``right``? The largest face is the one asking."""
-        result = self.gs.identify(gallery, photo, top_k=3, request_id=request_id, principal=principal)
+        """Who is at the door, and may they do ``right``? The largest face is the one asking.
+        With the gallery's liveness on, the recording must pass it first (else refused, alerted)."""
+        gate = self.gate.run(gallery, photo, recording, None, f"access to {right or 'any right'}"
+                             f"{' at ' + where if where else ''}", request_id, principal)
+        if gate.failed or gate.probe is None:
+            live = gate.liveness
+            return AccessResult(
+                granted=False, right=right, subject=None, display_name=None, rights=[], score=None, threshold=0.0,
+                reason=f"liveness failed: {live.reason if live else ''}", decision_id=(live.decision_id or 0) if live else 0,
+                alert_id=gate.alert_id, liveness=live,
+            )
+        result = self.gs.identify(gallery, gate.probe, top_k=3, request_id=request_id, principal=principal,
+                                  extra_details=gate.details)
         face = result.main_face()
         if face is None:
             raise NoFaceError("no face found in the photo; the person must face the camera")
@@ -105,4 +121,5 @@ class AccessService:
         return AccessResult(
             granted=granted, right=right, subject=face.subject, display_name=face.display_name, rights=rights,
             score=face.score, threshold=threshold, reason=reason, decision_id=result.decision_id, alert_id=alert_id,
+            liveness=gate.liveness,
         )

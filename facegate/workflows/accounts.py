@@ -33,12 +33,15 @@ from facegate.errors import (
     NotFoundError,
 )
 from facegate.gallery.context import find_gallery
+from facegate.gallery.liveness import Recording
+from facegate.gallery.liveness_schemas import LivenessResult
 from facegate.gallery.schemas import EnrollItem, IdentifiedFace
 from facegate.gallery.service import GalleryService, PhotoInput
 from facegate.gallery.thresholds import identify_threshold
 from facegate.security import SYSTEM, Principal
 from facegate.storage.models import Account, Gallery, Subject, utcnow
 from facegate.workflows.alerts import AlertCenter
+from facegate.workflows.liveness_gate import LivenessGate
 from facegate.workflows.lockout import LockoutGuard
 
 MIN_PHOTOS = 3
@@ -75,6 +78,7 @@ class LoginResult(BaseModel):
     decision_id: int | None = None
     reason: str = ""
     locked: bool = False
+    liveness: LivenessResult | None = None
 
 
 class TokenClaims(BaseModel):
@@ -110,6 +114,7 @@ class AccountService:
         self.gs = gallery_service
         self.alerts = alerts
         self.lockout = lockout
+        self.gate = LivenessGate(gallery_service, alerts)
 
     @cached_property
     def _key(self) -> str:
@@ -242,12 +247,21 @@ class AccountService:
                 self.lockout.check(session, g, lock_identity(username, source))
             return g
 
-    def login_face(self, gallery: str, photo: PhotoInput, request_id: str = "", *, principal: Principal) -> LoginResult:
-        """Face alone: the main face must identify as a user with an account."""
+    def login_face(self, gallery: str, photo: PhotoInput | None, request_id: str = "", *, principal: Principal,
+                   recording: Recording | None = None) -> LoginResult:
+        """Face alone: the main face must identify as a user with an account (after the
+        recording's liveness check when the gallery's liveness is on)."""
         with self.gs.ctx.sessions() as session:
             g = find_gallery(session, gallery, principal)
             principal.require("recognize", g)
-        result = self.gs.identify(gallery, photo, top_k=1, request_id=request_id, principal=principal)
+        gate = self.gate.run(gallery, photo, recording, None, "face login", request_id, principal)
+        if gate.failed or gate.probe is None:
+            live = gate.liveness
+            failed = self._fail(gallery, None, f"liveness failed: {live.reason if live else ''}",
+                                live.decision_id if live else None, "face")
+            return failed.model_copy(update={"liveness": live})
+        result = self.gs.identify(gallery, gate.probe, top_k=1, request_id=request_id, principal=principal,
+                                  extra_details=gate.details)
         face = result.main_face()
         if face is None:
             raise NoFaceError("no face found in the photo; face the camera")
@@ -260,11 +274,12 @@ class AccountService:
         username = face.subject[len(USER_PREFIX):]
         with self.gs.ctx.sessions() as session:
             self.lockout.check(session, g, USER_PREFIX + username)
-        return self._succeed(gallery, g.id, username, "face", face.score, result.threshold.threshold, result.decision_id)
+        ok = self._succeed(gallery, g.id, username, "face", face.score, result.threshold.threshold, result.decision_id)
+        return ok.model_copy(update={"liveness": gate.liveness})
 
     def login_password_face(
-        self, gallery: str, username: str, password: str, photo: PhotoInput, request_id: str = "",
-        *, principal: Principal, source: str = "",
+        self, gallery: str, username: str, password: str, photo: PhotoInput | None, request_id: str = "",
+        *, principal: Principal, source: str = "", recording: Recording | None = None,
     ) -> LoginResult:
         """Two factors: the password, then the face verified 1:1 against that account.
         ``source`` (a key, an address) scopes the lockout its failures count toward."""
@@ -282,7 +297,15 @@ class AccountService:
             _hasher.hash(password)  # same cost whether or not the username exists
         if account is None or not password_ok:
             return self._fail(gallery, username, "wrong username or password", None, method, source=source)
-        verify = self.gs.verify(gallery, USER_PREFIX + username, photo, request_id=request_id, principal=principal)
+        gate = self.gate.run(gallery, photo, recording, USER_PREFIX + username, "password+face login", request_id,
+                             principal)
+        if gate.failed or gate.probe is None:
+            live = gate.liveness
+            failed = self._fail(gallery, username, f"liveness failed: {live.reason if live else ''}",
+                                live.decision_id if live else None, method, source=source)
+            return failed.model_copy(update={"liveness": live})
+        verify = self.gs.verify(gallery, USER_PREFIX + username, gate.probe, request_id=request_id, principal=principal,
+                                extra_details=gate.details)
         if not verify.match:
             return self._fail(gallery, username, "face does not match the account", verify.decision_id, method,
                               score=verify.score, threshold=verify.threshold.threshold, source=source)
@@ -291,4 +314,5 @@ class AccountService:
                 stored = session.get(Account, account.id)
                 if stored is not None:  # an account erased meanwhile has no hash to upgrade
                     stored.password_hash = _hasher.hash(password)
-        return self._succeed(gallery, g.id, username, method, verify.score, verify.threshold.threshold, verify.decision_id)
+        ok = self._succeed(gallery, g.id, username, method, verify.score, verify.threshold.threshold, verify.decision_id)
+        return ok.model_copy(update={"liveness": gate.liveness})

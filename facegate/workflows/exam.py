@@ -32,6 +32,8 @@ from facegate.errors import (
     SessionClosedError,
 )
 from facegate.gallery.context import find_gallery
+from facegate.gallery.liveness import Recording
+from facegate.gallery.liveness_schemas import LivenessResult
 from facegate.gallery.schemas import VerifyResult
 from facegate.gallery.service import GalleryService, PhotoInput
 from facegate.security import Principal
@@ -57,6 +59,7 @@ from facegate.workflows.exam_schemas import (
     challenge_out,
     session_out,
 )
+from facegate.workflows.liveness_gate import LivenessGate
 from facegate.workflows.lockout import LockoutGuard
 from facegate.workflows.roster import (
     ROSTER_COLUMNS,
@@ -116,7 +119,8 @@ def student_subject(session: Session, gallery_id: int, student_id: str) -> str |
 
 
 def decide_status(
-    student_id: str, kiosk: str, locked: bool, verify: VerifyResult | None, already_present: bool
+    student_id: str, kiosk: str, locked: bool, verify: VerifyResult | None, already_present: bool,
+    liveness: LivenessResult | None = None,
 ) -> tuple[CheckinStatus, str, list[CheckAlert]]:
     """The outcome of one check: status, the message the kiosk shows, the alerts to raise.
 
@@ -127,6 +131,11 @@ def decide_status(
     if locked:
         return "locked", f"{student_id} is locked; call an administrator", [
             CheckAlert("locked_attempt", "warning", f"attempt on locked id {student_id} at {where}", {})
+        ]
+    if liveness is not None and not liveness.passed:
+        return "liveness_failed", f"liveness check failed: {liveness.reason}", [
+            CheckAlert("liveness_failed", "critical", f"liveness failed for {student_id} at {where}: {liveness.reason}",
+                       {"liveness_decision_id": liveness.decision_id, "reason": liveness.reason})
         ]
     if verify is None:
         return "unknown_id", f"no student {student_id} is enrolled", [
@@ -162,6 +171,7 @@ class ExamService:
         self.gs = gallery_service
         self.alerts = alerts
         self.lockout = lockout
+        self.gate = LivenessGate(gallery_service, alerts)
         # Recording a check is read-then-write (is the student already present?); one writer
         # at a time keeps two kiosks from both admitting the same student in this process.
         self._record_lock = threading.Lock()
@@ -220,14 +230,16 @@ class ExamService:
         gallery: str,
         code: str,
         student_id: str,
-        photo: PhotoInput,
+        photo: PhotoInput | None,
         kiosk: str = "",
         request_id: str = "",
         now: dt.datetime | None = None,
         *, principal: Principal,
+        recording: Recording | None = None,
     ) -> CheckinResult:
-        """Verify a student 1:1 at the start of an exam, cross-checked 1:N, and record it."""
-        return self._check(gallery, code, student_id, photo, "checkin", kiosk, request_id, now, principal)
+        """Verify a student 1:1 at the start of an exam, cross-checked 1:N, and record it. With
+        the gallery's liveness on, the ``recording`` is checked first (see liveness_gate)."""
+        return self._check(gallery, code, student_id, photo, "checkin", kiosk, request_id, now, principal, recording)
 
     def reverify(
         self,
@@ -244,18 +256,22 @@ class ExamService:
         return self._check(gallery, code, student_id, photo, "reverify", kiosk, request_id, now, principal)
 
     def _check(
-        self, gallery: str, code: str, student_id: str, photo: PhotoInput, kind: CheckKind, kiosk: str,
-        request_id: str, now: dt.datetime | None, principal: Principal,
+        self, gallery: str, code: str, student_id: str, photo: PhotoInput | None, kind: CheckKind, kiosk: str,
+        request_id: str, now: dt.datetime | None, principal: Principal, recording: Recording | None = None,
     ) -> CheckinResult:
         """Pre-checks, then the face verification outside any transaction (it is the slow
         part), then the recording. A locked id is recorded (and alerted on), then refused."""
         now = now or utcnow()
         pre = self._precheck(gallery, code, student_id, kind, now, principal)
-        verify = None
+        verify = liveness = None
         if pre.known and not pre.locked:
-            verify = self.gs.verify(gallery, pre.subject or student_id, photo, request_id=request_id, crosscheck=True,
-                                    principal=principal)
-        result = self._record(pre, student_id, kind, kiosk, verify, now)
+            gate = self.gate.run(gallery, photo, recording, pre.subject, f"{kind} of {student_id}", request_id,
+                                 principal, alert=False)
+            liveness = gate.liveness
+            if not gate.failed and gate.probe is not None:
+                verify = self.gs.verify(gallery, pre.subject or student_id, gate.probe, request_id=request_id,
+                                        crosscheck=True, principal=principal, extra_details=gate.details)
+        result = self._record(pre, student_id, kind, kiosk, verify, now, liveness)
         if pre.locked:
             raise LockedOutError(f"{student_id!r} is locked after repeated failed verifications; an administrator must clear it")
         return result
@@ -291,21 +307,21 @@ class ExamService:
 
     def _record(
         self, pre: _Precheck, student_id: str, kind: CheckKind, kiosk: str, verify: VerifyResult | None,
-        now: dt.datetime,
+        now: dt.datetime, liveness: LivenessResult | None = None,
     ) -> CheckinResult:
         """Record the check, retried once when another process recorded this student first."""
         # The read-then-write is serialised in this process by the lock; across processes the
         # partial unique index (one "present" check-in per student and session) refuses the
         # second writer, whose retry then reads the first one's row and records a duplicate.
         try:
-            return self._record_once(pre, student_id, kind, kiosk, verify, now)
+            return self._record_once(pre, student_id, kind, kiosk, verify, now, liveness)
         except IntegrityError:
             pass
-        return self._record_once(pre, student_id, kind, kiosk, verify, now)
+        return self._record_once(pre, student_id, kind, kiosk, verify, now, liveness)
 
     def _record_once(
         self, pre: _Precheck, student_id: str, kind: CheckKind, kiosk: str, verify: VerifyResult | None,
-        now: dt.datetime,
+        now: dt.datetime, liveness: LivenessResult | None = None,
     ) -> CheckinResult:
         """One transaction under the record lock: the status decided against what is stored
         now, the attendance event, the challenge's outcome, the lockout count, the alerts and,
@@ -320,18 +336,19 @@ class ExamService:
                 kind == "checkin" and verify is not None and verify.match and not suspects
                 and self._present(session, exam.id, student_id)
             )
-            status, message, alerts = decide_status(student_id, kiosk, pre.locked, verify, already)
+            status, message, alerts = decide_status(student_id, kiosk, pre.locked, verify, already, liveness)
             event = AttendanceEvent(
                 session_id=exam.id, student_id=student_id, kind=kind, status=status, kiosk=kiosk,
                 score=verify.score if verify else None, threshold=verify.threshold.threshold if verify else None,
-                decision_id=verify.decision_id if verify else None,
-                details={"suspects": [s.model_dump() for s in suspects]} if suspects else {}, created_at=now,
+                decision_id=verify.decision_id if verify else (liveness.decision_id if liveness else None),
+                details=({"suspects": [s.model_dump() for s in suspects]} if suspects else {})
+                | (liveness.summary() if liveness else {}), created_at=now,
             )
             session.add(event)
             session.flush()
             if kind == "reverify" and not pre.locked:
                 alerts += self._settle_challenge(session, pre.challenge_id, event.id, status, student_id)
-            failed = status in ("rejected", "unknown_id", "flagged")
+            failed = status in ("rejected", "unknown_id", "flagged", "liveness_failed")
             newly_locked = self.lockout.record_failure(session, g, student_id, status) if failed else False
             for alert in alerts:
                 self.alerts.raise_alert(
@@ -345,7 +362,7 @@ class ExamService:
                 session=exam.code, student_id=student_id, kind=kind, status=status,
                 admitted=status == "present", message=message, score=event.score, threshold=event.threshold,
                 decision_id=event.decision_id, attendance_id=event.id, alerts=[a.kind for a in alerts],
-                suspects=suspects, locked=newly_locked,
+                suspects=suspects, locked=newly_locked, liveness=liveness,
             )
 
     @staticmethod

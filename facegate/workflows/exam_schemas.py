@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from facegate.gallery.liveness_schemas import LivenessResult
 from facegate.gallery.schemas import Candidate
 from facegate.storage.models import ExamSession, ReverifyChallenge, as_utc
 
@@ -45,7 +46,7 @@ class ExamSessionOut(ExamSessionIn):
     created_at: dt.datetime
 
 
-CheckinStatus = Literal["present", "duplicate", "flagged", "rejected", "unknown_id", "locked"]
+CheckinStatus = Literal["present", "duplicate", "flagged", "rejected", "unknown_id", "locked", "liveness_failed"]
 CheckKind = Literal["checkin", "reverify"]
 
 
@@ -65,6 +66,7 @@ class CheckinResult(BaseModel):
     alerts: list[str] = Field(default_factory=list)
     suspects: list[Candidate] = Field(default_factory=list, description="Other students this face matches better.")
     locked: bool = False
+    liveness: LivenessResult | None = Field(None, description="The liveness check (when the gallery's liveness is on).")
 
 
 class ChallengeOut(BaseModel):
