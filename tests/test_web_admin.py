@@ -4,29 +4,19 @@ and the drift report firing on darkened, blurred probes."""
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
 from tests.api_fixtures import ServerThread
+from tests.browser import chromium
 from tests.conftest import datasets_dir, degrade, enroll_lfw_people, verify_lfw_probes
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 WINDOW = 24
 
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("needs Debian's chromium (make test installs it)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -7,18 +7,14 @@ Screenshots of each page at 1280 and 390 px wide go to tests/artifacts/screensho
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.api_fixtures import ServerThread
+from tests.browser import chromium, fake_camera_args, letterbox, write_y4m
 from tests.conftest import enroll_lfw_people, package_photo
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHOTS = Path(__file__).parent / "artifacts" / "screenshots"
 SIZES = {1280: (1280, 800), 390: (390, 844)}
 PASSWORD = "correct horse battery"
@@ -60,7 +56,7 @@ def site(tmp_path_factory):
     operators.create_operator(service.ctx, OperatorIn(username="alice", password=PASSWORD, role="admin",
                                                       display_name="Alice Admin"), SYSTEM)
     clip = tmp / "member.y4m"
-    write_y4m(people[0][0], clip)
+    photo_clip(people[0][0], clip)
     runner = ServerThread(create_app(service))
     runner.start()
     yield {"url": runner.base_url, "service": service, "member": member, "clip": clip, "other": people[1][0].parent.name}
@@ -68,37 +64,18 @@ def site(tmp_path_factory):
     service.close()
 
 
-def write_y4m(photo: Path, path: Path, frames: int = 30) -> None:
-    """A 640x480 y4m clip of one photo (centred, scaled to the height), for chromium's fake camera."""
+def photo_clip(photo: Path, path: Path, frames: int = 30) -> None:
+    """A 640x480 y4m clip of one photo (scaled to 400x400 on a light background), for the fake camera."""
     import cv2
-    import numpy as np
 
-    image = cv2.imread(str(photo))
-    side = 400
-    face = cv2.resize(image, (side, side))
-    canvas = np.full((480, 640, 3), 200, np.uint8)
-    canvas[40:40 + side, 120:120 + side] = face
-    yuv = cv2.cvtColor(canvas, cv2.COLOR_BGR2YUV_I420).tobytes()
-    with path.open("wb") as out:
-        out.write(b"YUV4MPEG2 W640 H480 F25:1 Ip A1:1 C420jpeg\n")
-        for _ in range(frames):
-            out.write(b"FRAME\n" + yuv)
+    face = letterbox(cv2.resize(cv2.imread(str(photo)), (400, 400)), 640, 480, fill=200)
+    write_y4m([face] * frames, path)
 
 
 @pytest.fixture(scope="module")
-def playwright_api():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("needs Debian's chromium (make test installs it)")
-    with sync_api.sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def browser(playwright_api):
-    b = playwright_api.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-    yield b
-    b.close()
+def browser():
+    with chromium() as b:
+        yield b
 
 
 def watched(context):
@@ -253,44 +230,41 @@ def test_signin_and_admin_sections(browser, site):
     context.close()
 
 
-def test_team_adds_a_member_and_the_door_grants(playwright_api, site):
-    browser = playwright_api.chromium.launch(executable_path=CHROMIUM, args=ARGS + [
-        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-        f"--use-file-for-fake-video-capture={site['clip']}"])
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    context.grant_permissions(["camera"], origin=site["url"])
-    page, errors = watched(context)
-    sign_in(page, site["url"])
+def test_team_adds_a_member_and_the_door_grants(site):
+    with chromium(fake_camera_args(site["clip"])) as browser:
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context.grant_permissions(["camera"], origin=site["url"])
+        page, errors = watched(context)
+        sign_in(page, site["url"])
 
-    page.goto(site["url"] + "/team")
-    page.wait_for_selector("#members tbody tr")
-    page.fill("#member-id", "M-new")
-    page.fill("#member-name", "New Member")
-    page.fill("#member-rights", "lab:enter, office:*")
-    page.press("#member-rights", "Enter")
-    page.wait_for_selector("#members tbody tr:has-text('M-new')")
-    row = page.locator("#members tbody tr", has_text="M-new")
-    assert "lab:enter" in row.text_content() and "office:*" in row.text_content()
-    row.locator("input").fill("lab:enter")
-    row.locator("button").click()
-    page.wait_for_function("() => document.querySelector('#team-status').textContent.startsWith('rights of M-new saved')")
-    assert "office:*" not in page.locator("#members tbody tr", has_text="M-new").text_content()
-    shoot(page, "team")
+        page.goto(site["url"] + "/team")
+        page.wait_for_selector("#members tbody tr")
+        page.fill("#member-id", "M-new")
+        page.fill("#member-name", "New Member")
+        page.fill("#member-rights", "lab:enter, office:*")
+        page.press("#member-rights", "Enter")
+        page.wait_for_selector("#members tbody tr:has-text('M-new')")
+        row = page.locator("#members tbody tr", has_text="M-new")
+        assert "lab:enter" in row.text_content() and "office:*" in row.text_content()
+        row.locator("input").fill("lab:enter")
+        row.locator("button").click()
+        page.wait_for_function("() => document.querySelector('#team-status').textContent.startsWith('rights of M-new saved')")
+        assert "office:*" not in page.locator("#members tbody tr", has_text="M-new").text_content()
+        shoot(page, "team")
 
-    # The door: the fake camera shows the member; one good face in view checks automatically.
-    page.goto(site["url"] + "/door")
-    page.wait_for_selector("#door-gallery option", state="attached")
-    page.click("#door-start")
-    page.wait_for_selector("#verdict.granted", timeout=60000)
-    assert page.text_content("#verdict-word") == "GRANTED"
-    assert site["member"] in page.text_content("#verdict-who") and "lab:enter" in page.text_content("#verdict-right")
-    shoot(page, "door")
-    # A right the member does not hold: denied, with the reason.
-    page.fill("#door-right", "vault:open")
-    page.click("#door-check")
-    page.wait_for_selector("#verdict.denied", timeout=60000)
-    assert page.text_content("#verdict-word") == "DENIED" and page.text_content("#verdict-reason")
-    shoot(page, "door-denied")
-    assert errors == []
-    context.close()
-    browser.close()
+        # The door: the fake camera shows the member; one good face in view checks automatically.
+        page.goto(site["url"] + "/door")
+        page.wait_for_selector("#door-gallery option", state="attached")
+        page.click("#door-start")
+        page.wait_for_selector("#verdict.granted", timeout=60000)
+        assert page.text_content("#verdict-word") == "GRANTED"
+        assert site["member"] in page.text_content("#verdict-who") and "lab:enter" in page.text_content("#verdict-right")
+        shoot(page, "door")
+        # A right the member does not hold: denied, with the reason.
+        page.fill("#door-right", "vault:open")
+        page.click("#door-check")
+        page.wait_for_selector("#verdict.denied", timeout=60000)
+        assert page.text_content("#verdict-word") == "DENIED" and page.text_content("#verdict-reason")
+        shoot(page, "door-denied")
+        assert errors == []
+        context.close()
