@@ -399,13 +399,15 @@ def test_usearch_sees_templates_imported_by_another_service_instance(tmp_path, r
     """Two processes on one database: the index of one follows the other's writes."""
     data_dir = tmp_path / "data"
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    reader = make_service("sqlite", data_dir, request, database_url=url, **SMALL)
+    # Two processes on one database share its template key (else neither reads the other's).
+    key = {"template_key": "Zm9yLXRoZS10d28tcHJvY2Vzc2VzLW9mLXRoaXMtdGU="}
+    reader = make_service("sqlite", data_dir, request, database_url=url, **SMALL, **key)
     data = structured(300, 4, seed=6, enrolled_queries=10, strangers=0)
     gallery_id = load_gallery(reader, "g", data)
     search(reader, gallery_id, data.queries[:1])
     assert reader.ctx.search._caches[gallery_id].ann is not None
 
-    writer = make_service("sqlite", tmp_path / "other_data", request, database_url=url, **SMALL)
+    writer = make_service("sqlite", tmp_path / "other_data", request, database_url=url, **SMALL, **key)
     rng = np.random.default_rng(11)
     newcomer = _sample(rng, _draw(rng, 1))[0]
     writer.import_templates("g", [("newcomer", "", newcomer)], principal=SYSTEM)

@@ -17,6 +17,10 @@ INSTRUCTIONS: dict[str, str] = {
     "smile": "Smile",
 }
 
+# Shown before the actions: the detectors take the first frames (~0.5 s) as the neutral
+# baseline, so an action already under way when the recording starts is not seen.
+PREPARE = "Look straight at the camera for a second, then"
+
 
 class ChallengeAction(BaseModel):
     action: Action
@@ -32,6 +36,8 @@ class ChallengeIssued(BaseModel):
     expires_at: dt.datetime
     max_seconds: float = Field(description="All actions must happen within this many seconds of the first frame.")
     subject: str | None = None
+    prepare: str = Field(PREPARE, description="Show first: the recording must start with about 1 s of looking "
+                                              "straight at the camera, before the first action.")
 
 
 class ActionOutcome(BaseModel):

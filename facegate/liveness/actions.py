@@ -19,7 +19,8 @@ d3, d9, d18, the smiles of d0, d9, d12, d19 and the turns of d3 and d12):
   still head yaw moves 0.1-0.2 degree between frames). No LivePortrait clip turns much:
   the largest change is +20.6 degrees (d3) and +-16-20 (d12), so clips used as bona fide
   "turn" answers need a lower ``min_degrees`` (10 finds d3's and d12's turns only);
-* look up: pitch rises ``LOOK_UP_DEGREES`` (12) above the baseline, held the same way;
+* look up: pitch rises ``LOOK_UP_DEGREES`` (12) above the baseline, held the same way (the
+  pose baselines leave out frames with closing eyes, see :func:`pose_baseline`);
 * smile: the mouth widens by ``SMILE_RATIO`` (20 %) of its baseline width relative to the
   eye corners, held the same way. Grins measured +28-37 %; talking and a sideways grimace
   (d3, d20) reached +19 %, which is why 20 % and not less.
@@ -112,6 +113,17 @@ def baseline(frames: Sequence[FrameSignals], value: Callable[[FrameSignals], flo
     return float(np.median([value(f) for f in frames[: max(1, n)]]))
 
 
+def pose_baseline(frames: Sequence[FrameSignals], value: Callable[[FrameSignals], float],
+                  n: int = BASELINE_FRAMES) -> float:
+    """Median of a pose angle over the first ``n`` frames, leaving out the frames where the
+    eyes are closing (below 80 % of the most open): the eyelid points move the fitted pose by
+    several degrees (on d12 a blink in the baseline lifted pitch by 3-6 degrees)."""
+    first = list(frames[: max(1, n)])
+    widest = max(f.eyes for f in first)
+    kept = [f for f in first if f.eyes >= 0.8 * widest] or first
+    return float(np.median([value(f) for f in kept]))
+
+
 def _held(frames: Sequence[FrameSignals], hit: np.ndarray, strength: np.ndarray, hold: int) -> ActionResult:
     """The first run of at least ``hold`` consecutive hits, after the baseline frames."""
     peak = float(strength.max()) if len(strength) else 0.0
@@ -133,7 +145,7 @@ def turned(frames: Sequence[FrameSignals], direction: Literal["left", "right"], 
     if direction not in ("left", "right"):
         raise ValueError(f"direction must be 'left' or 'right', not {direction!r}")
     sign = 1.0 if direction == "left" else -1.0
-    base = baseline(frames, lambda f: f.yaw, baseline_frames)
+    base = pose_baseline(frames, lambda f: f.yaw, baseline_frames)
     delta = np.array([sign * (f.yaw - base) for f in frames])
     return _held(frames, delta >= min_degrees, delta, hold)
 
@@ -141,7 +153,7 @@ def turned(frames: Sequence[FrameSignals], direction: Literal["left", "right"], 
 def looked_up(frames: Sequence[FrameSignals], min_degrees: float = LOOK_UP_DEGREES, hold: int = HOLD_FRAMES,
               baseline_frames: int = BASELINE_FRAMES) -> ActionResult:
     """Pitch rose ``min_degrees`` above the baseline."""
-    base = baseline(frames, lambda f: f.pitch, baseline_frames)
+    base = pose_baseline(frames, lambda f: f.pitch, baseline_frames)
     delta = np.array([f.pitch - base for f in frames])
     return _held(frames, delta >= min_degrees, delta, hold)
 

@@ -40,6 +40,11 @@ from facegate.liveness import landmarks as lm
 # still-frame and rigid-plane attacks built from them (see that script's output).
 STILL_MAX = 0.012  # non-rigid residual below this (and no blink): a still image
 PLANE_MAX = 0.010  # homography residual below this: the face moved as a flat picture
+PARALLAX_MIN = 0.0  # nose parallax below this: flat too (0: reported only)
+# The plane of the eye and mouth corners, and the points that stand out of it (nose tip,
+# below the tip, lower bridge: 25-37 mm in front of it on an adult face).
+PLANE_POINTS = (35, 39, 89, 93, 52, 61)
+RELIEF_POINTS = (86, 80, 74)
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class PassiveScores:
     blinks: int
     nonrigid: float
     plane: float
+    parallax: float = 0.0
     moire: float | None = None
     border: float | None = None
     still: bool = False
@@ -63,7 +69,8 @@ class PassiveScores:
         if self.still:
             return f"no blink and no non-rigid motion (residual {self.nonrigid:.4f} < {STILL_MAX}): a still image"
         if self.planar:
-            return f"the face moves as one flat plane (homography residual {self.plane:.4f} < {PLANE_MAX})"
+            return (f"the face moves as one flat plane (homography residual {self.plane:.4f}, "
+                    f"nose parallax {self.parallax:.4f}; limits {PLANE_MAX}, {PARALLAX_MIN})")
         return ""
 
     def to_dict(self) -> dict[str, float | int | bool | None]:
@@ -109,6 +116,29 @@ def plane_residual(points_seq: Sequence[np.ndarray]) -> float:
     return _robust_max(_residuals(points_seq, "homography"))
 
 
+def parallax(points_seq: Sequence[np.ndarray]) -> float:
+    """Signal (b2): robust max of how far the nose moves off the homography of the plane
+    through the eye and mouth corners (frame 0 -> each frame), over the eye distance. A head
+    rotating by theta moves the nose tip ~0.4 sin(theta) eye distances off that plane's
+    homography (it stands ~38 mm out of it); a flat picture has no relief, whatever its tilt,
+    so only landmark error remains. Limit: the landmark model, shown a strongly tilted photo,
+    itself places the nose as if the head had turned, so tilted photos score well above 0."""
+    if len(points_seq) < 2:
+        return 0.0
+    ref = np.asarray(points_seq[0], dtype=np.float64)
+    scale = _eye_distance(ref)
+    plane_idx, relief_idx = list(PLANE_POINTS), list(RELIEF_POINTS)
+    out = []
+    for pts in points_seq[1:]:
+        dst = np.asarray(pts, dtype=np.float64)
+        h, _ = cv2.findHomography(ref[plane_idx], dst[plane_idx], 0)
+        if h is None:
+            continue
+        pred = cv2.perspectiveTransform(ref[relief_idx][None], h)[0]
+        out.append(float(np.sqrt(((pred - dst[relief_idx]) ** 2).sum(1).mean())) / scale)
+    return _robust_max(out)
+
+
 def moire_score(gray_face: np.ndarray) -> float:
     """Signal (c1): the strongest high-frequency spectral peak of the face region over the
     median of its band (log ratio); a screen's pixel grid shows as isolated peaks."""
@@ -141,12 +171,17 @@ def border_score(gray_frame: np.ndarray, box: np.ndarray) -> float:
 
 def passive_scores(
     points_seq: Sequence[np.ndarray], blink_count: int, moire: float | None = None, border: float | None = None,
-    still_max: float = STILL_MAX, plane_max: float = PLANE_MAX,
+    still_max: float | None = None, plane_max: float | None = None, parallax_min: float | None = None,
 ) -> PassiveScores:
-    """All passive scores of a recording and the two that decide: still, planar."""
+    """All passive scores of a recording and the two that decide: still, planar (the limits
+    default to the module's operating point, read at call time)."""
+    still_max = STILL_MAX if still_max is None else still_max
+    plane_max = PLANE_MAX if plane_max is None else plane_max
+    parallax_min = PARALLAX_MIN if parallax_min is None else parallax_min
     nonrigid = nonrigid_motion(points_seq)
     plane = plane_residual(points_seq)
+    relief = parallax(points_seq)
     return PassiveScores(
-        frames=len(points_seq), blinks=blink_count, nonrigid=nonrigid, plane=plane, moire=moire, border=border,
-        still=blink_count == 0 and nonrigid < still_max, planar=plane < plane_max,
+        frames=len(points_seq), blinks=blink_count, nonrigid=nonrigid, plane=plane, parallax=relief, moire=moire,
+        border=border, still=blink_count == 0 and nonrigid < still_max, planar=plane < plane_max or relief < parallax_min,
     )
