@@ -515,8 +515,11 @@ def test_admission_is_unique_across_processes(backend, request, tmp_path):
     from facegate.workflows.exam import ExamSessionIn
 
     url = fresh_database_url(backend, tmp_path, request, prefix="facegate_race")
-    service = GalleryService(settings=Settings(data_dir=tmp_path / "data", database_url=url), migrate=True)
-    other_process = GalleryService(settings=Settings(data_dir=tmp_path / "data2", database_url=url), migrate=False)
+    key = "Zm9yLXRoZS10d28tcHJvY2Vzc2VzLW9mLXRoaXMtdGU="  # processes of one database share its template key
+    service = GalleryService(settings=Settings(data_dir=tmp_path / "data", database_url=url, template_key=key),
+                             migrate=True)
+    other_process = GalleryService(settings=Settings(data_dir=tmp_path / "data2", database_url=url, template_key=key),
+                                   migrate=False)
     try:
         wf = Workflows(service)
         service.create_gallery("race", principal=SYSTEM)
