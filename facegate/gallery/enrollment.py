@@ -139,6 +139,10 @@ def enroll_one(ctx: GalleryContext, target: _Target, item: ProbeInput) -> Enroll
         source = item.to_frame(ctx.image_limits) if isinstance(item, PhotoInput) else item
     except FaceGateError as exc:
         return _rejected(name, exc.message, exc.code)
+    if target.subject_id is None:
+        # Created meanwhile by a concurrent request for the same subject: enroll into it (its
+        # templates are this subject's own, not "another subject" to cross-match against).
+        target.subject_id = existing_subject(ctx, target.gallery, target.external_id, None, None)
     refusal = _already_enrolled(ctx, target, name, source.source_sha256)
     if refusal is not None:
         return refusal
@@ -150,7 +154,13 @@ def enroll_one(ctx: GalleryContext, target: _Target, item: ProbeInput) -> Enroll
     if not quality.acceptable or quality.score < policy.min_quality:
         reasons = quality.reasons or [f"quality {quality.score:.2f} under the gallery minimum {policy.min_quality}"]
         return _rejected(name, "; ".join(reasons), "poor_quality", quality=quality.score)
-    flagged = cross_match(ctx, target.gallery, target.subject_id, face)
+    if target.subject_id is None:
+        # The analysis is the slow part: a concurrent request may have created this very
+        # subject meanwhile. Its templates are then this subject's own, not another's.
+        target.subject_id = existing_subject(ctx, target.gallery, target.external_id, None, None)
+        if target.subject_id is not None and (refusal := _already_enrolled(ctx, target, name, source.source_sha256)):
+            return refusal
+    flagged = cross_match(ctx, target.gallery, target.external_id, face)
     if flagged and policy.reject_cross_matches:
         return _rejected(
             name, f"this face matches another enrolled subject ({flagged[0]}, score {flagged[1]:.3f})",
@@ -205,19 +215,22 @@ def _choose_face(faces: list[Face], face_index: int | None, name: str) -> tuple[
     return foreground[0], background
 
 
-def cross_match(ctx: GalleryContext, g: Gallery, subject_id: int | None, face: Face) -> tuple[str, float] | None:
-    """Another subject this face matches over the gallery's identify threshold: (id, score)."""
+def cross_match(ctx: GalleryContext, g: Gallery, external_id: str, face: Face) -> tuple[str, float] | None:
+    """Another subject this face matches over the gallery's identify threshold: (id, score).
+    Subjects are told apart by their id, not their row: a row created a moment ago by a
+    concurrent request for this same subject is not "another subject"."""
     with ctx.sessions() as session:
         total = template_count(session, g.id)
         hits = ctx.search.search(session, g.id, g.model_id, face.template.vector, k=5)[0]
-        others = [h for h in hits if h.subject_id != subject_id]
-        if not others:
+        if not hits:
             return None
-        best = others[0]
-        if best.score < identify_threshold(ctx, g, total).threshold:
+        names = dict(session.execute(
+            select(Subject.id, Subject.external_id).where(Subject.id.in_({h.subject_id for h in hits}))
+        ).tuples().all())
+        others = [h for h in hits if names.get(h.subject_id, "?") != external_id]
+        if not others or others[0].score < identify_threshold(ctx, g, total).threshold:
             return None
-        other = session.get(Subject, best.subject_id)
-        return (other.external_id if other else "?", best.score)
+        return (names.get(others[0].subject_id, "?"), others[0].score)
 
 
 def _store(ctx: GalleryContext, target: _Target, face: Face, source_hash: str) -> int | None:
