@@ -531,9 +531,9 @@ def test_concurrent_enroll_and_identify(live_api, fg):
 TABLES = {
     "alembic_version", "galleries", "api_keys", "subjects", "face_templates", "face_crops", "decisions",
     "exam_sessions", "attendance", "reverify_challenges", "alerts", "failed_attempts", "lockouts", "accounts",
-    "ops_actions", "operators", "operator_sessions",
+    "ops_actions", "operators", "operator_sessions", "liveness_challenges",
 }
-HEAD = "0004"
+HEAD = "0005"
 
 
 def test_alembic_upgrade_downgrade_upgrade(backend, request, tmp_path):

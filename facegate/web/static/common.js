@@ -27,7 +27,18 @@ const FG = (() => {
       body = JSON.stringify(body);
       headers["Content-Type"] = "application/json";
     }
-    const r = await fetch("/api/v1" + path, { ...options, method, headers, body, credentials: "same-origin" });
+    // No call waits for ever: a request the server never answers ends with a clear error.
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), options.timeoutMs || 120000);
+    let r;
+    try {
+      r = await fetch("/api/v1" + path, { ...options, method, headers, body, credentials: "same-origin", signal: abort.signal });
+    } catch (err) {
+      if (abort.signal.aborted) throw new Error(`the server did not answer within ${Math.round((options.timeoutMs || 120000) / 1000)} s; try again`);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
     const type = r.headers.get("content-type") || "";
     const data = type.includes("json") ? await r.json() : await r.text();
     if (!r.ok) {

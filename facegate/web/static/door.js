@@ -1,6 +1,7 @@
 // The door: a camera preview; when one good face is in view (or on a click) a frame goes to
 // POST .../access/check with the right asked for, and the answer fills the screen: GRANTED in
-// green or DENIED in red, with who, which right, and why.
+// green or DENIED in red, with who, which right, and why. With the gallery's liveness on, a
+// recording goes instead of the frame (liveness.js: active shows the challenge over the camera).
 "use strict";
 
 (() => {
@@ -39,17 +40,39 @@
     $("verdict-word").textContent = r.granted ? "GRANTED" : "DENIED";
     $("verdict-who").textContent = r.subject ? `${r.display_name || r.subject} (${r.subject})` : "Not recognised";
     $("verdict-right").textContent = `Right: ${r.right || "any"}${r.rights && r.rights.length ? ` (holds ${r.rights.join(", ")})` : ""}`;
+    $("verdict-liveness").textContent = FG.livenessLine(r.liveness);
     $("verdict-reason").textContent = `${r.reason}${r.score !== null && r.score !== undefined ? ` (score ${r.score.toFixed(3)}, threshold ${r.threshold.toFixed(3)})` : ""}`;
+  }
+
+  /** One access check: the photo (liveness off) or a recording (liveness on, liveness.js). */
+  async function ask(blob, live) {
+    const form = new FormData();
+    if (live === "off") form.append("file", blob || (await FG.grab(video)), "door.jpg");
+    else {
+      $("door-advice").textContent = live === "active" ? "follow the instruction over the camera" : "hold on, recording…";
+      const { recording, challenge } = await FG.captureLiveness(video, $("door-gallery").value, live, null, $("prompt"));
+      FG.appendRecording(form, recording, challenge);
+      $("door-advice").textContent = "checking…";
+    }
+    form.append("right", $("door-right").value.trim());
+    if ($("door-where").value.trim()) form.append("where", $("door-where").value.trim());
+    return FG.api(`/galleries/${g()}/access/check`, { method: "POST", body: form });
   }
 
   async function check(blob) {
     busy = true;
     try {
-      const form = new FormData();
-      form.append("file", blob || (await FG.grab(video)), "door.jpg");
-      form.append("right", $("door-right").value.trim());
-      if ($("door-where").value.trim()) form.append("where", $("door-where").value.trim());
-      verdict(await FG.api(`/galleries/${g()}/access/check`, { method: "POST", body: form }));
+      const gallery = $("door-gallery").value;
+      const live = await FG.livenessMode(gallery);
+      let r;
+      try {
+        r = await ask(blob, live);
+      } catch (err) {  // liveness on, but this caller could not read the setting: record instead
+        const needed = live === "off" ? FG.recordingNeeded(err, gallery) : null;
+        if (!needed) throw err;
+        r = await ask(blob, needed);
+      }
+      verdict(r);
       pausedUntil = Date.now() + PAUSE_MS;
     } catch (err) {
       say(err.message, true);

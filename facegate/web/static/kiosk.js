@@ -1,6 +1,8 @@
 // Exam check-in kiosk: a proctor leaves it open at the door of the exam room. The student types
 // or scans their ID and looks at the camera; the page waits for one good face (quality route,
 // nothing logged), sends that frame to check-in and shows a large admitted / refused verdict.
+// With the gallery's liveness on it records a few seconds instead (liveness.js): in active mode
+// the challenge's instructions ("Blink once", ...) show large over the camera, one at a time.
 // The present / expected count and the session's alerts refresh on their own.
 "use strict";
 
@@ -87,13 +89,16 @@
     cameraOn = true;
   }
 
-  function showResult(ok, title, who, message, score) {
+  function showResult(ok, title, who, message, score, liveness) {
     resultBox.hidden = false;
     resultBox.className = `result ${ok ? "admitted" : "refused"}`;
     $("result-title").textContent = title;
     $("result-who").textContent = who;
     $("result-message").textContent = message;
     $("result-score").textContent = score;
+    $("result-score").hidden = !score;
+    $("result-liveness").textContent = liveness;
+    $("result-liveness").hidden = !liveness;
     clearTimeout(resetTimer);
     resetTimer = setTimeout(reset, 8000);
     idInput.value = "";
@@ -106,22 +111,42 @@
     if (!watcher) FG.say("advice", "Enter a student ID to start.");
   }
 
-  async function checkin(studentId, blob) {
-    const s = current();
+  /** One check-in: the photo (liveness off) or a recording of the camera (liveness on). */
+  async function send(s, studentId, blob, mode) {
     const body = new FormData();
     body.append("student_id", studentId);
     body.append("kiosk", "web kiosk");
-    body.append("file", blob, "checkin.jpg");
+    if (mode === "off") body.append("file", blob, "checkin.jpg");
+    else {
+      FG.say("advice", mode === "active" ? `${studentId}: follow the instruction over the camera.` : `${studentId}: hold on, recording...`);
+      const { recording, challenge } = await FG.captureLiveness(video, gallery(), mode, studentId, $("prompt"));
+      FG.appendRecording(body, recording, challenge);
+    }
     FG.say("advice", "Checking...");
+    return api(`/galleries/${g()}/exam-sessions/${encodeURIComponent(s.code)}/checkin`, { method: "POST", body });
+  }
+
+  async function checkin(studentId, blob) {
+    const s = current();
     try {
-      const r = await api(`/galleries/${g()}/exam-sessions/${encodeURIComponent(s.code)}/checkin`, { method: "POST", body });
+      const mode = await FG.livenessMode(gallery());
+      let r;
+      try {
+        r = await send(s, studentId, blob, mode);
+      } catch (err) {  // liveness on, but this caller could not read the setting: record instead
+        const needed = mode === "off" ? FG.recordingNeeded(err, gallery()) : null;
+        if (!needed) throw err;
+        r = await send(s, studentId, blob, needed);
+      }
       const row = await nameOf(s, studentId);
-      const score = r.score === null || r.score === undefined ? "no face score"
+      const notLive = r.status === "liveness_failed";
+      const score = notLive ? "" : r.score === null || r.score === undefined ? "no face score"
         : `score ${FG.fmt(r.score)} ${r.score >= r.threshold ? "≥" : "<"} threshold ${FG.fmt(r.threshold)}`;
       showResult(r.admitted, r.admitted ? "Admitted" : "Not admitted", `${row || ""} ${studentId}`.trim(),
-        `${r.status}: ${r.message}`, score);
+        notLive ? "liveness_failed: enter the ID again and follow the instruction over the camera" : `${r.status}: ${r.message}`,
+        score, FG.livenessLine(r.liveness));
     } catch (err) {
-      showResult(false, "Not admitted", studentId, err.message, "");
+      showResult(false, "Not admitted", studentId, err.message, "", "");
     }
     FG.say("advice", "Next student: enter an ID.");
     refreshCount();

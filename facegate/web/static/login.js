@@ -1,7 +1,8 @@
 // Face login: the person presses Log in (face alone, or username + password + face), the page
 // waits for one good face in view and sends that frame. On success the token is kept in this
 // tab only (sessionStorage) and the signed-in view shows whose it is (GET /auth/session) and
-// when it ends, with a countdown; Log out forgets it.
+// when it ends, with a countdown; Log out forgets it. With the gallery's liveness on, the page
+// records a few seconds instead of one frame (liveness.js; active: follow the instructions).
 "use strict";
 
 (() => {
@@ -28,21 +29,40 @@
     $("result-reason").textContent = reason;
     $("result-score").textContent = r && r.score !== null && r.score !== undefined
       ? `score ${FG.fmt(r.score)} ${r.score >= r.threshold ? "≥" : "<"} threshold ${FG.fmt(r.threshold)}` : "";
+    $("result-liveness").textContent = FG.livenessLine(r && r.liveness);
+    $("result-liveness").hidden = !(r && r.liveness);
   }
 
-  async function login(blob) {
+  /** One try: the photo (liveness off) or a recording of the camera (liveness on, liveness.js). */
+  async function send(blob, live) {
     const body = new FormData();
-    body.append("file", blob, "login.jpg");
     let path = `/galleries/${encodeURIComponent(gallery())}/login/face`;
     if (mode() === "password") {
       body.append("username", $("username").value);
       body.append("password", $("password").value);
       path = `/galleries/${encodeURIComponent(gallery())}/login`;
     }
+    if (live === "off") body.append("file", blob, "login.jpg");
+    else {
+      FG.say("advice", live === "active" ? "Follow the instruction over the camera." : "Hold on, recording...");
+      const { recording, challenge } = await FG.captureLiveness(video, gallery(), live, null, $("prompt"));
+      FG.appendRecording(body, recording, challenge);
+    }
     FG.say("advice", "Checking...");
+    return api(path, { method: "POST", body });
+  }
+
+  async function login(blob) {
     let r;
     try {
-      r = await api(path, { method: "POST", body });
+      const live = await FG.livenessMode(gallery());
+      try {
+        r = await send(blob, live);
+      } catch (err) {  // liveness on, but this caller could not read the setting: record instead
+        const needed = live === "off" ? FG.recordingNeeded(err, gallery()) : null;
+        if (!needed) throw err;
+        r = await send(blob, needed);
+      }
     } catch (err) {
       r = err.problem && "authenticated" in err.problem ? err.problem : null;
       if (!r) { showResult(false, "Not logged in", err.message); FG.say("advice", "Press Log in to try again."); return; }
