@@ -35,14 +35,21 @@ def playwright() -> Iterator[Any]:
 
 
 @contextmanager
+def launched(p: Any, extra_args: Iterable[str] = ()) -> Iterator[Any]:
+    """A headless chromium of a running Playwright (one per test module: the sync API allows
+    one at a time), with ``extra_args``, closed afterwards."""
+    browser = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args])
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+@contextmanager
 def chromium(extra_args: Iterable[str] = ()) -> Iterator[Any]:
-    """A headless chromium (with ``extra_args``), closed afterwards."""
-    with playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args])
-        try:
-            yield browser
-        finally:
-            browser.close()
+    """A headless chromium (with ``extra_args``) on its own Playwright, closed afterwards."""
+    with playwright() as p, launched(p, extra_args) as browser:
+        yield browser
 
 
 def letterbox(bgr: np.ndarray, width: int = 640, height: int = 480, fill: int = 0) -> np.ndarray:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.api_fixtures import ServerThread
-from tests.browser import chromium, fake_camera_args, letterbox, write_y4m
+from tests.browser import fake_camera_args, launched, letterbox, playwright, write_y4m
 from tests.conftest import enroll_lfw_people, package_photo
 
 SHOTS = Path(__file__).parent / "artifacts" / "screenshots"
@@ -73,8 +73,14 @@ def photo_clip(photo: Path, path: Path, frames: int = 30) -> None:
 
 
 @pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
+def pw():
+    with playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(pw):
+    with launched(pw) as b:
         yield b
 
 
@@ -230,8 +236,8 @@ def test_signin_and_admin_sections(browser, site):
     context.close()
 
 
-def test_team_adds_a_member_and_the_door_grants(site):
-    with chromium(fake_camera_args(site["clip"])) as browser:
+def test_team_adds_a_member_and_the_door_grants(pw, site):
+    with launched(pw, fake_camera_args(site["clip"])) as browser:
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         context.grant_permissions(["camera"], origin=site["url"])
         page, errors = watched(context)

@@ -8,6 +8,7 @@ page has inline script, so the Content-Security-Policy can forbid it.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from importlib import resources
 
 from fastapi import APIRouter, FastAPI, HTTPException
@@ -35,12 +36,25 @@ def root() -> RedirectResponse:
     return RedirectResponse("/admin")
 
 
+PARTIALS = resources.files("facegate.web") / "partials"
+
+
+@lru_cache(maxsize=None)
+def _render(file: str) -> str:
+    """A page with the parts every page shares filled in: ``<!--#head-->`` (meta, style sheet,
+    icon) and ``<!--#site-header-->`` (the name and the links to every page). One copy of each,
+    not one per page; no template engine for two fixed strings."""
+    html = (STATIC / file).read_text(encoding="utf-8")
+    for marker, part in (("<!--#head-->", "head.html"), ("<!--#site-header-->", "site_header.html")):
+        html = html.replace(marker + "\n", (PARTIALS / part).read_text(encoding="utf-8"))
+    return html
+
+
 def _page(name: str) -> HTMLResponse:
     file, _ = PAGES[name]
-    path = STATIC / file
-    if not path.is_file():
+    if not (STATIC / file).is_file():
         raise HTTPException(status_code=404, detail=f"page {name!r} is not installed")
-    return HTMLResponse(path.read_text(encoding="utf-8"), headers={"Cache-Control": "no-store"})
+    return HTMLResponse(_render(file), headers={"Cache-Control": "no-store"})
 
 
 def _add_page(name: str) -> None:
