@@ -8,6 +8,7 @@ page has inline script, so the Content-Security-Policy can forbid it.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from importlib import resources
 
@@ -37,17 +38,17 @@ def root() -> RedirectResponse:
 
 
 PARTIALS = resources.files("facegate.web") / "partials"
+_MARKER = re.compile(r"^ *<!--#([a-z_-]+)-->\n", re.M)
 
 
 @lru_cache(maxsize=None)
 def _render(file: str) -> str:
-    """A page with the parts every page shares filled in: ``<!--#head-->`` (meta, style sheet,
-    icon) and ``<!--#site-header-->`` (the name and the links to every page). One copy of each,
-    not one per page; no template engine for two fixed strings."""
+    """A page with the parts pages share filled in, each ``<!--#name-->`` line by
+    ``partials/name.html``: the head (meta, style sheet, icon), the site header (the links to
+    every page), the access bar (gallery and device key) and the liveness prompt over the
+    camera. One copy of each; no template engine for a few fixed strings."""
     html = (STATIC / file).read_text(encoding="utf-8")
-    for marker, part in (("<!--#head-->", "head.html"), ("<!--#site-header-->", "site_header.html")):
-        html = html.replace(marker + "\n", (PARTIALS / part).read_text(encoding="utf-8"))
-    return html
+    return _MARKER.sub(lambda m: (PARTIALS / f"{m.group(1)}.html").read_text(encoding="utf-8"), html)
 
 
 def _page(name: str) -> HTMLResponse:
