@@ -112,6 +112,14 @@ def site(tmp_path_factory, cameras):
     Workflows(service).exams.create_session("campus", ExamSessionIn(
         code="CS101", course="Algorithms", room="Hall A", starts_at=now - dt.timedelta(minutes=5),
         ends_at=now + dt.timedelta(hours=2), students=["s1001"]), principal=SYSTEM)
+    # A self-service gallery with liveness active, where Dana has an account (face login).
+    from facegate.workflows.accounts import RegistrationIn
+
+    service.create_gallery("portal", settings=GallerySettings(liveness="active", self_service=True), principal=SYSTEM)
+    frames = clip_frames(datasets_dir("videos") / "LivePortrait" / CLIP, 0.0, 1.0)
+    photos = [PhotoInput(f"p{i}.jpg", cv2.imencode(".jpg", frames[i])[1].tobytes()) for i in (0, 10, 20)]
+    Workflows(service).accounts.register("portal", RegistrationIn(username="dana", password="correct horse battery",
+                                                                  consent=True), photos, principal=SYSTEM)
     runner = ServerThread(create_app(service))
     runner.start()
     yield {"url": runner.base_url, "kiosk": kiosk, "service": service}
@@ -189,3 +197,25 @@ def test_kiosk_active_liveness_live_clip_and_still_picture(site, cameras, blink_
     items = page_.items if hasattr(page_, "items") else page_["items"]
     outcomes = sorted(getattr(d, "outcome", None) or d["outcome"] for d in items)
     assert outcomes == ["failed", "passed"], outcomes
+
+
+def test_face_login_with_liveness_by_someone_not_signed_in(site, cameras, blink_only):
+    """Self-service face login with liveness active, no key and no operator: the page records
+    the challenge and Dana is signed in (the signed-in view with her name)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM,
+                                    args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={cameras['live']}"])
+        tab = Tab(browser.new_context(permissions=["camera"]), site)
+        page = tab.page
+        page.goto(site["url"] + "/login")
+        page.fill("#gallery", "portal")
+        page.press("#gallery", "Enter")
+        page.click("#start")
+        page.wait_for_selector("#prompt:not([hidden])", timeout=WAIT)
+        assert page.text_content("#prompt [data-text]") == "Blink once"
+        page.wait_for_selector("#signed-in:not([hidden])", timeout=WAIT)
+        assert page.text_content("#me-username") == "dana"
+        assert tab.errors == [], tab.errors
+        browser.close()
