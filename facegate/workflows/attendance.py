@@ -30,7 +30,7 @@ def attendance_rows(
         select(Subject.external_id, Subject.display_name).where(Subject.gallery_id == gallery_id)
     ):
         # A self-enrolled account (``user:<id>``) checks in under its username (see
-        # exam.student_subject), unless a subject of that very id exists.
+        # roster.student_subject), unless a subject of that very id exists.
         sid = external_id[len(USER_PREFIX):] if external_id.startswith(USER_PREFIX) else external_id
         if sid == external_id or sid not in names:
             names[sid] = display_name

@@ -42,12 +42,10 @@ from facegate.storage.models import (
     ExamSession,
     Gallery,
     ReverifyChallenge,
-    Subject,
     as_utc,
     utcnow,
 )
 from facegate.workflows import attendance
-from facegate.workflows.accounts import USER_PREFIX
 from facegate.workflows.alerts import AlertCenter
 from facegate.workflows.exam_schemas import (
     ChallengeOut,
@@ -70,6 +68,7 @@ from facegate.workflows.roster import (
     import_roster,
     parse_roster,
     read_roster_file,
+    student_subject,
     upload_resolver,
 )
 
@@ -104,18 +103,6 @@ class _Precheck:
     @property
     def known(self) -> bool:
         return self.subject is not None
-
-
-def student_subject(session: Session, gallery_id: int, student_id: str) -> str | None:
-    """The subject a student id names: the subject of that id, else the self-enrolled account
-    whose username it is (subject ``user:<id>``), so a student who enrolled on the enrollment
-    page with their student number as username checks in with that number."""
-    for external_id in (student_id, USER_PREFIX + student_id):
-        if session.scalar(
-            select(Subject.id).where(Subject.gallery_id == gallery_id, Subject.external_id == external_id)
-        ) is not None:
-            return external_id
-    return None
 
 
 def decide_status(

@@ -11,11 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from facegate.errors import InvalidRequestError, NotFoundError
 from facegate.evaluation.datasets import IMAGE_SUFFIXES
 from facegate.gallery.service import GalleryService, PhotoInput
 from facegate.security import Principal
+from facegate.storage.models import Subject
+from facegate.workflows.accounts import USER_PREFIX
 
 ROSTER_COLUMNS = ("student_id", "name", "photo")
 
@@ -179,3 +183,15 @@ def import_roster(
         rows=len(rows), students_created=created, students_updated=updated, photos_accepted=accepted,
         photos_skipped=skipped, photos_rejected=rejected, errors=errors,
     )
+
+
+def student_subject(session: Session, gallery_id: int, student_id: str) -> str | None:
+    """The subject a student id names: the subject of that id, else the self-enrolled account
+    whose username it is (subject ``user:<id>``), so a student who enrolled on the enrollment
+    page with their student number as username checks in with that number."""
+    for external_id in (student_id, USER_PREFIX + student_id):
+        if session.scalar(
+            select(Subject.id).where(Subject.gallery_id == gallery_id, Subject.external_id == external_id)
+        ) is not None:
+            return external_id
+    return None
