@@ -15,9 +15,9 @@ from facegate.liveness.actions import FrameSignals
 from facegate.liveness.recording import encode_jpeg, read_window
 from facegate.security import SYSTEM
 from tests.api_fixtures import live_api  # noqa: F401 - fixture
-from tests.conftest import datasets_dir
+from tests.conftest import DATASETS
 
-CLIPS = datasets_dir("videos") / "LivePortrait"
+CLIPS = DATASETS / "videos" / "LivePortrait"  # a path only: the tests that read it are marked
 needs_clips = pytest.mark.skipif(not (CLIPS / "d12.mp4").exists(), reason="needs ../shared/datasets/videos")
 
 
