@@ -226,7 +226,7 @@ def cross_match(ctx: GalleryContext, g: Gallery, external_id: str, face: Face) -
             return None
         names = dict(session.execute(
             select(Subject.id, Subject.external_id).where(Subject.id.in_({h.subject_id for h in hits}))
-        ).tuples().all())
+        ).all())
         others = [h for h in hits if names.get(h.subject_id, "?") != external_id]
         if not others or others[0].score < identify_threshold(ctx, g, total).threshold:
             return None
