@@ -26,7 +26,8 @@ def get_service(request: Request) -> GalleryService:
     return request.app.state.service
 
 
-def _api_key(headers) -> str | None:
+def api_key_of(headers) -> str | None:
+    """The API key a request presents: the X-API-Key header, else an Authorization bearer token."""
     secret = headers.get("x-api-key")
     if not secret:
         auth = headers.get("authorization", "")
@@ -39,7 +40,7 @@ def optional_principal(request: Request, service: Annotated[GalleryService, Depe
     """The caller: an API key (header) first, then a signed-in operator's session cookie, else
     :data:`ANONYMOUS`. A cookie alone never authorises an unsafe method: it needs the session's
     CSRF token in the X-CSRF-Token header (another site's form can send the cookie, not the header)."""
-    secret = _api_key(request.headers)
+    secret = api_key_of(request.headers)
     if secret:
         return service.authenticate(secret)
     signed_in = operators.resolve_session(service.ctx, request.cookies.get(SESSION_COOKIE))
@@ -83,7 +84,7 @@ def websocket_principal(websocket: WebSocket, service: GalleryService) -> Princi
     """A WebSocket's caller: an API key (header or ``api_key`` query parameter), else the session
     cookie, refused when the page opening it is on another site (cross-site WebSocket hijacking:
     browsers send cookies with a cross-site handshake, and CORS does not apply)."""
-    secret = _api_key(websocket.headers) or websocket.query_params.get("api_key")
+    secret = api_key_of(websocket.headers) or websocket.query_params.get("api_key")
     if secret:
         return service.authenticate(secret)
     signed_in = operators.resolve_session(service.ctx, websocket.cookies.get(SESSION_COOKIE))

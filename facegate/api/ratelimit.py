@@ -20,6 +20,7 @@ from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
+from facegate.api.deps import SESSION_COOKIE, api_key_of
 from facegate.api.errors import problem
 from facegate.config import Settings
 
@@ -40,10 +41,7 @@ def client_address(request: Request) -> str:
 def caller_key(request: Request) -> str:
     """Who is calling, for the recognition limit: a hash of the key (never the key itself),
     the session cookie, else the client address."""
-    secret = request.headers.get("x-api-key") or request.cookies.get("fg_session")
-    if not secret:
-        auth = request.headers.get("authorization", "")
-        secret = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+    secret = api_key_of(request.headers) or request.cookies.get(SESSION_COOKIE)
     if secret:
         return "key:" + hashlib.sha256(secret.encode()).hexdigest()[:24]
     return "addr:" + client_address(request)
