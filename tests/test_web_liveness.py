@@ -25,34 +25,18 @@ import numpy as np
 import pytest
 
 from tests.api_fixtures import ServerThread
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, fake_camera_args, letterbox, write_y4m
 from tests.conftest import datasets_dir
-from tests.test_web_pages import CHROMIUM, CHROMIUM_ARGS, WAIT, Tab, service_alerts
+from tests.test_web_pages import WAIT, Tab, service_alerts
 
 CLIP = "d0.mp4"
 BLINK_SLICE = (1.6, 3.12)  # seconds of d0: frontal, still head, one blink at 2.56 s
 SLOW = 2  # each frame written twice: the blink lasts ~0.3 s on the fake camera
 
 
-def _letterbox(bgr: np.ndarray) -> bytes:
-    import cv2
-
-    scale = min(640 / bgr.shape[1], 480 / bgr.shape[0])
-    small = cv2.resize(bgr, (round(bgr.shape[1] * scale), round(bgr.shape[0] * scale)))
-    canvas = np.zeros((480, 640, 3), np.uint8)
-    y, x = (480 - small.shape[0]) // 2, (640 - small.shape[1]) // 2
-    canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
-    return b"FRAME\n" + cv2.cvtColor(canvas, cv2.COLOR_BGR2YUV_I420).tobytes()
-
-
-def write_y4m(out: Path, frames: list[np.ndarray], repeat: int = 1) -> Path:
+def looped_y4m(out: Path, frames: list[np.ndarray], repeat: int = 1) -> Path:
     """BGR frames letterboxed to 640x480 at 25 fps, each ``repeat`` times (chromium loops it)."""
-    with out.open("wb") as f:
-        f.write(b"YUV4MPEG2 W640 H480 F25:1 Ip A1:1 C420jpeg\n")
-        for bgr in frames:
-            data = _letterbox(bgr)
-            for _ in range(repeat):
-                f.write(data)
-    return out
+    return write_y4m((letterbox(bgr) for bgr in frames for _ in range(repeat)), out)
 
 
 def clip_frames(clip: Path, start: float = 0.0, end: float | None = None) -> list[np.ndarray]:
@@ -82,8 +66,8 @@ def cameras(tmp_path_factory):
     clip = datasets_dir("videos") / "LivePortrait" / CLIP
     tmp = tmp_path_factory.mktemp("liveness-camera")
     first = clip_frames(clip, 0.0, 0.05)[0]
-    live = write_y4m(tmp / "live.y4m", clip_frames(clip, *BLINK_SLICE), repeat=SLOW)
-    still = write_y4m(tmp / "still.y4m", [first] * 50)
+    live = looped_y4m(tmp / "live.y4m", clip_frames(clip, *BLINK_SLICE), repeat=SLOW)
+    still = looped_y4m(tmp / "still.y4m", [first] * 50)
     return {"live": live, "still": still, "first": first}
 
 
@@ -140,7 +124,7 @@ def _kiosk_check(playwright, camera: Path, site, shots: str | None = None):
     verdict shows. With ``shots``, screenshots of the instruction while it is on screen (only in
     the run meant to fail: resizing and capturing the page stalls its frames for a moment)."""
     browser = playwright.chromium.launch(executable_path=CHROMIUM,
-                                         args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={camera}"])
+                                         args=[*CHROMIUM_ARGS, *fake_camera_args(camera)])
     context = browser.new_context(permissions=["camera"])
     tab = Tab(context, site)
     page = tab.open("/kiosk", site["kiosk"])
@@ -206,7 +190,7 @@ def test_face_login_with_liveness_by_someone_not_signed_in(site, cameras, blink_
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={cameras['live']}"])
+                                    args=[*CHROMIUM_ARGS, *fake_camera_args(cameras["live"])])
         tab = Tab(browser.new_context(permissions=["camera"]), site)
         page = tab.page
         page.goto(site["url"] + "/login")

@@ -8,20 +8,14 @@ violation is one). Screenshots of each page at 1280 and 390 px go to tests/artif
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from tests.api_fixtures import ServerThread
+from tests.browser import fake_camera_args, launched, letterbox, playwright, write_y4m
 from tests.conftest import REPO, datasets_dir
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 CLIP = "d12.mp4"  # frontal, large, well lit in every frame sampled (quality acceptable 10/10)
 SHOTS = REPO / "tests" / "artifacts" / "screenshots"
 WAIT = 60_000  # ms: model inference on two shared cores is slow; waits end as soon as the page is ready
@@ -32,33 +26,20 @@ def make_y4m(clip: Path, out: Path, frames: int = 150) -> Path:
     import cv2
 
     cap = cv2.VideoCapture(str(clip))
-    with out.open("wb") as f:
-        f.write(b"YUV4MPEG2 W640 H480 F25:1 Ip A1:1 C420jpeg\n")
-        for _ in range(frames):
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            scale = min(640 / bgr.shape[1], 480 / bgr.shape[0])
-            small = cv2.resize(bgr, (round(bgr.shape[1] * scale), round(bgr.shape[0] * scale)))
-            canvas = np.zeros((480, 640, 3), np.uint8)
-            y, x = (480 - small.shape[0]) // 2, (640 - small.shape[1]) // 2
-            canvas[y:y + small.shape[0], x:x + small.shape[1]] = small
-            f.write(b"FRAME\n" + cv2.cvtColor(canvas, cv2.COLOR_BGR2YUV_I420).tobytes())
-    cap.release()
-    return out
+    read = (cap.read() for _ in range(frames))
+    try:
+        return write_y4m((letterbox(bgr) for ok, bgr in read if ok), out)
+    finally:
+        cap.release()
 
 
 @pytest.fixture(scope="module")
 def camera_browser(tmp_path_factory):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("needs Debian's chromium (make test installs it)")
-    clip = datasets_dir("videos") / "LivePortrait" / CLIP
-    y4m = make_y4m(clip, tmp_path_factory.mktemp("camera") / "camera.y4m")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={y4m}"])
-        yield b
-        b.close()
+    with playwright() as p:
+        clip = datasets_dir("videos") / "LivePortrait" / CLIP
+        y4m = make_y4m(clip, tmp_path_factory.mktemp("camera") / "camera.y4m")
+        with launched(p, fake_camera_args(y4m)) as b:
+            yield b
 
 
 @pytest.fixture(scope="module")
