@@ -533,7 +533,7 @@ TABLES = {
     "exam_sessions", "attendance", "reverify_challenges", "alerts", "failed_attempts", "lockouts", "accounts",
     "ops_actions", "operators", "operator_sessions", "liveness_challenges",
 }
-HEAD = "0005"
+HEAD = "0006"
 
 
 def test_alembic_upgrade_downgrade_upgrade(backend, request, tmp_path):

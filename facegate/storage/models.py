@@ -12,6 +12,7 @@ from typing import Any, overload
 import numpy as np
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -161,6 +162,10 @@ class Gallery(Base):
     detector: Mapped[str] = mapped_column(String(50), default="scrfd")
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # Kept by database triggers (migration 0006) in the statement that writes a template: never
+    # set them from Python. A cache stamped with ``template_version`` is current while it holds.
+    template_version: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    template_count: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
 
     subjects: Mapped[list["Subject"]] = relationship(back_populates="gallery", cascade="all, delete-orphan")
 
@@ -452,3 +457,29 @@ class LivenessChallenge(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     outcome: Mapped[str] = mapped_column(String(20), default="")
+
+
+class TemplateChange(Base):
+    """One template added to or removed from a gallery, at the gallery version that did it
+    (written by the triggers of migration 0006): what an index behind that version must apply."""
+
+    __tablename__ = "template_changes"
+    __table_args__ = (Index("ix_template_changes_gallery_version", "gallery_id", "version"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    gallery_id: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(BigInteger)
+    template_id: Mapped[int] = mapped_column(BigInteger)
+    op: Mapped[str] = mapped_column(String(10))  # add | remove
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), server_default=text("CURRENT_TIMESTAMP"))
+
+
+class JobLease(Base):
+    """A periodic job that one worker at a time may run: held by ``holder`` until ``expires_at``."""
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200), default="")
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    last_run_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime(), nullable=True)
