@@ -9,7 +9,7 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from facegate.calibration import CalibrationProvider, ShippedCalibrations
@@ -20,7 +20,7 @@ from facegate.gallery.schemas import GallerySettings
 from facegate.imaging import ImageLimits
 from facegate.security import Principal, caller
 from facegate.storage.db import default_database_url, make_engine, session_factory
-from facegate.storage.models import FaceTemplate, Gallery, Subject
+from facegate.storage.models import Gallery, Subject
 from facegate.storage.sealing import Sealer, attach, load_key
 from facegate.storage.vector_index import GallerySearch
 
@@ -58,6 +58,8 @@ class GalleryContext:
             dialect=self.db.dialect.name,
             build_in_background=settings.ann_build_in_background,
             sealer=self.sealer,
+            search_index=settings.search_index,
+            build_threads=settings.ann_build_threads,
         )
         self.image_limits = ImageLimits.from_settings(settings)
         self.engines = EnginePool(settings)
@@ -119,4 +121,5 @@ def find_subject(session: Session, gallery: Gallery, external_id: str) -> Subjec
 
 
 def template_count(session: Session, gallery_id: int) -> int:
-    return int(session.scalar(select(func.count(FaceTemplate.id)).where(FaceTemplate.gallery_id == gallery_id)) or 0)
+    """The gallery's templates: kept by the database with every write (one primary-key read)."""
+    return int(session.scalar(select(Gallery.template_count).where(Gallery.id == gallery_id)) or 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -32,7 +33,12 @@ def make_engine(url: str) -> Engine:
         def _sqlite_pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - driver hook
             cursor = dbapi_connection.cursor()
             # WAL lets readers work while one writer commits; foreign keys make deletes cascade.
-            cursor.execute("PRAGMA journal_mode=WAL")
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError:
+                # Another process is switching a new file to WAL at this moment ("database is
+                # locked"): the mode is the file's, so it is WAL once that one is done.
+                pass
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=30000")

@@ -72,17 +72,10 @@ def load_key(settings: Settings) -> bytes | None:
             return base64.b64decode(settings.template_key, validate=True)
         except (binascii.Error, ValueError):
             raise ConfigurationError("FACEGATE_TEMPLATE_KEY must be base64 (of 32 random bytes)") from None
-    path = Path(settings.data_dir) / "template_key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process created it first
-            pass
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(base64.b64encode(os.urandom(32)).decode())
-    return base64.b64decode(path.read_text().strip())
+    from facegate.storage.secret_files import read_or_create
+
+    text = read_or_create(Path(settings.data_dir) / "template_key", lambda: base64.b64encode(os.urandom(32)).decode())
+    return base64.b64decode(text)
 
 
 def attach(engine: Engine, sealer: Sealer | None) -> None:

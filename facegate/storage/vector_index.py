@@ -1,46 +1,51 @@
-"""Nearest-template search for identification.
+"""Nearest-template search for identification, in process, kept current by the gallery version.
 
-* Exact: all of a gallery's templates in one float32 matrix, one matrix product per query.
-  Used for small galleries, and as the reference the approximate indexes are measured on.
-* Approximate beside SQLite: a usearch HNSW index per gallery, saved under the data folder.
-* Approximate on PostgreSQL: pgvector's HNSW index (created by the migrations), queried in SQL.
+* Small galleries (under ``ann_min_templates``): every template in one float32 matrix, one
+  matrix product per query (exact).
+* Big galleries: a scan of compact codes with exact rescoring (:mod:`facegate.storage.ann_index`),
+  on SQLite and PostgreSQL alike, saved under the data folder (sealed like the templates) and
+  loaded at the next start. Until it is built (in the background) searches stay exact.
+* ``search_index="pgvector"`` on PostgreSQL asks pgvector's HNSW index in SQL instead.
 
-Caches are keyed by a signature of the gallery's templates in the database (count, max id,
-sum of ids), so an index that drifted from the database (another process enrolled, a crash
-mid-write) is detected and reloaded instead of serving stale answers. The usearch index then
-follows the change in place (templates gone or changed are removed, new ones added: after an
-enrollment into a 100k gallery the next search pays a few seconds, mostly reading the gallery
-back, instead of a rebuild of several minutes on 2 cores); it is rebuilt when the change is large.
-A missing index is built on a background thread while searches stay exact (by default;
-``ann_build_in_background``). A usearch file on disk is trusted only when its stamp holds the
-same signature *and* a digest of the exact template ids and vectors it was built from: a
-signature alone can repeat with other contents (SQLite reuses the highest id after a delete; a
-fresh database with as many templates as an old one).
+Whether a cache is current costs one primary-key read: ``galleries.template_version``, bumped
+by the database in the statement that writes a template (migration 0006), so a write by any
+process or worker is seen by the very next search everywhere. A cache behind the database
+catches up from ``template_changes`` (the templates added or removed since its version): an
+enrollment into a million-template gallery costs the next search one small read, not a reload.
+A cache that cannot catch up (the log was pruned, a large change) reloads the gallery.
 """
 
 from __future__ import annotations
 
-import hashlib
+import fcntl
+import io
 import json
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from facegate.storage.models import FaceTemplate, Gallery
+from facegate.storage.ann_index import ScanIndex
+from facegate.storage.models import FaceTemplate, Gallery, TemplateChange
 from facegate.storage.sealing import Sealer, is_sealed
 
-if TYPE_CHECKING:  # usearch is imported when the first approximate index is built
-    from usearch.index import Index
-
 logger = logging.getLogger(__name__)
+
+# pgvector (only with search_index="pgvector"): the candidate list size of a search; its graph
+# (m=32, ef_construction=200) is built by migration 0003.
+PGVECTOR_EF_SEARCH = 600
+# A catch-up larger than this share of the gallery reloads it instead (one read of everything
+# beats many reads by id).
+MAX_CATCH_UP_SHARE = 0.2
+# How often a process that did not build a gallery's index looks for the file another built.
+LOOK_FOR_FILE_S = 5.0
+FILE_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -50,60 +55,36 @@ class Hit:
     score: float
 
 
-Signature = tuple[int, int, int]
+@dataclass(frozen=True)
+class GalleryState:
+    """What one primary-key read of ``galleries`` says: enough to know if a cache is current."""
 
-# Approximate-search parameters. usearch: graph degree, and candidate list sizes when building
-# and searching. pgvector: the candidate list size of a search; its graph (m=32,
-# ef_construction=200, usearch's) is built by migration 0003.
-# Chosen on 100k-template galleries (bench/service.py --recall: 1,649 real LFW ArcFace templates
-# plus 98k distractors drawn from a Gaussian fitted to real LFW embeddings; 1,000 real queries,
-# a fifth of them people never enrolled), recall@1 against exact search (run of 2026-11-24):
-#   usearch expansion_search 300 / 400 / 600 / 1000: 0.964 / 0.973 / 0.988 / 0.996
-#   pgvector ef_search       300 / 400 / 600 / 1000: 0.969 / 0.981 / 0.994 / 0.998
-# (with pgvector's default graph, m=16 / ef_construction=64, ef_search 1000 gave only 0.973).
-# The misses are nearly all faces never enrolled, whose best score is far under the threshold:
-# every setting from 300 up gave the exact search's decision on all 1,000 queries.
-# On 2 cores exact search of 100k templates takes ~10-20 ms, less than either index at these
-# settings (usearch ~31 ms, pgvector ~76 ms): the approximate path pays off only for bigger
-# galleries (ann_min_templates). tests/test_ann_recall.py holds both to >= 0.99.
-USEARCH_CONNECTIVITY = 32
-USEARCH_EXPANSION_ADD = 200
-USEARCH_EXPANSION_SEARCH = 1000
-PGVECTOR_EF_SEARCH = 600
-# The usearch index is updated in place while the templates removed since its build stay under
-# this share of the gallery and one change adds or removes under this share; beyond, rebuilt.
-USEARCH_MAX_CHURN = 0.2
-# usearch 2.26 loses nodes when several threads insert at once: in 100 two-thread builds of a
-# 1,200-template gallery, 76 left some templates unreachable (266 in all; not found even when
-# searched for themselves, at any expansion_search); 100 one-thread builds lost none, for 1.26x
-# the build time. Inserts therefore run on one thread (100k templates: 680 s on this machine,
-# which is why a missing index is built in the background); searches may use several.
-USEARCH_ADD_THREADS = 1
+    id: int
+    version: int
+    count: int
+    identity: str  # the gallery's creation time: tells a recreated gallery (same id) apart
 
 
-def gallery_signature(session: Session, gallery_id: int) -> Signature:
-    count, max_id, sum_id = session.execute(
-        select(func.count(FaceTemplate.id), func.max(FaceTemplate.id), func.sum(FaceTemplate.id)).where(
-            FaceTemplate.gallery_id == gallery_id
-        )
-    ).one()
-    return int(count or 0), int(max_id or 0), int(sum_id or 0)
-
-
-def content_digest(ids: np.ndarray, matrix: np.ndarray) -> str:
-    """SHA-256 of the template ids and vectors an index is built from."""
-    digest = hashlib.sha256()
-    digest.update(np.ascontiguousarray(ids, dtype="<i8").tobytes())
-    digest.update(np.ascontiguousarray(matrix, dtype="<f4").tobytes())
-    return digest.hexdigest()
+def gallery_state(session: Session, gallery_id: int) -> GalleryState | None:
+    row = session.execute(
+        select(Gallery.template_version, Gallery.template_count, Gallery.created_at).where(Gallery.id == gallery_id)
+    ).first()
+    if row is None:
+        return None
+    return GalleryState(gallery_id, int(row[0]), int(row[1]), str(row[2]))
 
 
 def load_gallery_matrix(session: Session, gallery_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids, subject ids, vectors) of every template of the gallery, by id."""
     rows = session.execute(
         select(FaceTemplate.id, FaceTemplate.subject_id, FaceTemplate.vector)
         .where(FaceTemplate.gallery_id == gallery_id)
         .order_by(FaceTemplate.id)
     ).all()
+    return _arrays(rows)
+
+
+def _arrays(rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if not rows:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
@@ -113,51 +94,117 @@ def load_gallery_matrix(session: Session, gallery_id: int) -> tuple[np.ndarray, 
 
 
 @dataclass
-class _GalleryCache:
-    signature: Signature
+class Changes:
+    """What happened to a gallery between two versions: the net templates gone and added."""
+
+    version: int
+    removed: np.ndarray
     ids: np.ndarray
     subjects: np.ndarray
     matrix: np.ndarray
-    ann: Index | None = None
-    stale: bool = False  # invalidated: reload before the next search, update ``ann`` from it
-    removed_since_build: int = 0  # templates removed from ``ann`` in place (they degrade the graph)
 
-    @cached_property
-    def digest(self) -> str:
-        """``content_digest`` of these templates, hashed once (0.25 s at 100k): the check of a
-        saved index and the stamp of a new one both need it."""
-        return content_digest(self.ids, self.matrix)
+
+def changes_since(session: Session, gallery_id: int, version: int, limit: int) -> Changes | None:
+    """The net change since ``version``; None when the log cannot say (pruned) or it is over
+    ``limit`` templates (a reload is cheaper)."""
+    rows = session.execute(
+        select(TemplateChange.version, TemplateChange.template_id, TemplateChange.op)
+        .where(TemplateChange.gallery_id == gallery_id, TemplateChange.version > version)
+        .order_by(TemplateChange.version, TemplateChange.id)
+        .limit(limit + 1)
+    ).all()
+    if len(rows) > limit:
+        return None
+    seen = sorted({int(r[0]) for r in rows})
+    if seen and seen != list(range(version + 1, seen[-1] + 1)):
+        return None  # a gap: changes pruned from the log
+    last: dict[int, str] = {}
+    for _, template_id, op in rows:
+        last[int(template_id)] = op
+    touched = np.array(sorted(last), dtype=np.int64)
+    added = [t for t in touched if last[int(t)] == "add"]
+    fetched: list = []
+    for start in range(0, len(added), 500):
+        fetched += session.execute(
+            select(FaceTemplate.id, FaceTemplate.subject_id, FaceTemplate.vector)
+            .where(FaceTemplate.gallery_id == gallery_id, FaceTemplate.id.in_([int(a) for a in added[start:start + 500]]))
+            .order_by(FaceTemplate.id)
+        ).all()
+    ids, subjects, matrix = _arrays(fetched)
+    # Every touched template is dropped first (a re-added id is replaced), then the live ones added.
+    return Changes(seen[-1] if seen else version, touched, ids, subjects, matrix)
+
+
+@dataclass
+class _GalleryCache:
+    state: GalleryState
+    ids: np.ndarray  # sorted template ids (exact mode; empty once ``ann`` holds the gallery)
+    subjects: np.ndarray  # subject of each id
+    matrix: np.ndarray | None  # float32 rows of ``ids``; None once ``ann`` holds the vectors
+    ann: ScanIndex | None = None
+    last_file_look: float = 0.0
 
     @property
-    def index(self) -> Index:
-        """``ann`` where the caller has made sure it is built."""
-        if self.ann is None:
-            raise RuntimeError("the approximate index is not built")
-        return self.ann
+    def version(self) -> int:
+        return self.state.version
+
+    def apply(self, changes: Changes, state: GalleryState) -> None:
+        if self.ann is not None:
+            self.ann.remove(changes.removed)
+            self.ann.add(changes.ids, changes.subjects, changes.matrix)
+        else:
+            keep = ~np.isin(self.ids, changes.removed, assume_unique=True)
+            ids = np.concatenate([self.ids[keep], changes.ids])
+            order = np.argsort(ids, kind="stable")
+            self.ids = ids[order]
+            self.subjects = np.concatenate([self.subjects[keep], changes.subjects])[order]
+            if self.matrix is not None:
+                if len(changes.ids) and self.matrix.size == 0:
+                    self.matrix = np.zeros((0, changes.matrix.shape[1]), np.float32)
+                rows = self.matrix[keep] if len(changes.ids) == 0 else np.concatenate([self.matrix[keep], changes.matrix])
+                self.matrix = rows[order]
+        self.state = GalleryState(state.id, max(changes.version, self.version), state.count, state.identity)
+
+    def hold(self, ann: ScanIndex) -> None:
+        """``ann`` now holds the gallery: drop the exact-mode copy."""
+        self.ann, self.matrix = ann, None
+        self.ids, self.subjects = np.zeros(0, np.int64), np.zeros(0, np.int64)
+
+
+@dataclass
+class _Pending:
+    """An index built on a thread from the templates at ``version``, waiting to be adopted."""
+
+    version: int
+    index: ScanIndex
 
 
 class GallerySearch:
-    """Search one backend's galleries; thread-safe, one instance per service."""
+    """Search one backend's galleries; thread-safe, one instance per service (per worker)."""
 
     def __init__(
         self,
         index_dir: Path | None,
-        ann_min_templates: int = 20_000,
+        ann_min_templates: int = 10_000,
         dialect: str = "sqlite",
         build_in_background: bool = True,
         sealer: Sealer | None = None,
+        search_index: str = "memory",
+        build_threads: int = 2,
     ) -> None:
         self.index_dir = index_dir
         self.sealer = sealer  # the saved index holds the templates: sealed like them
         self.ann_min_templates = ann_min_templates
         self.dialect = dialect
+        self.search_index = search_index if dialect == "postgresql" else "memory"
         self.build_in_background = build_in_background
+        self.build_threads = build_threads
         self._caches: dict[int, _GalleryCache] = {}
+        self._locks: dict[int, threading.Lock] = {}
         self._lock = threading.Lock()
-        self._builds: dict[int, threading.Thread] = {}  # gallery id -> its background usearch build
+        self._builds: dict[int, threading.Thread] = {}
+        self._pending: dict[int, _Pending] = {}
         self._closed = False
-        # usearch indexes are updated in place; searches and updates take turns on them.
-        self._ann_lock = threading.Lock()
 
     # -- public ---------------------------------------------------------------------------
     def search(
@@ -165,29 +212,54 @@ class GallerySearch:
     ) -> list[list[Hit]]:
         """Top ``k`` templates per query row, best first."""
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
-        signature = gallery_signature(session, gallery_id)
-        if signature[0] == 0:
+        state = gallery_state(session, gallery_id)
+        if state is None:
+            self.forget(gallery_id)
             return [[] for _ in queries]
-        use_ann = (signature[0] >= self.ann_min_templates) if exact is None else not exact
-        if use_ann and self.dialect == "postgresql":
-            return self._pgvector_search(session, gallery_id, model_id, queries, min(k, signature[0]))
-        cache = self._cache(session, gallery_id, signature, build_ann=use_ann)
-        if use_ann and cache.ann is not None:
-            return self._usearch(cache, queries, k)
+        if state.count == 0:
+            return [[] for _ in queries]
+        use_ann = (state.count >= self.ann_min_templates) if exact is None else not exact
+        if use_ann and self.search_index == "pgvector":
+            return self._pgvector_search(session, gallery_id, model_id, queries, min(k, state.count))
+        cache = self.current(session, state, want_ann=use_ann)
+        if cache.ann is not None and (use_ann or cache.matrix is None):
+            return self._ann(cache, queries, k, exact=not use_ann)
         return self._exact(cache, queries, k)
 
+    def current(self, session: Session, state: GalleryState, want_ann: bool = False) -> _GalleryCache:
+        """The gallery's cache brought to ``state``'s version (built or caught up as needed)."""
+        with self._gallery_lock(state.id):
+            cache = self._caches.get(state.id)
+            if cache is not None and cache.state.identity != state.identity:
+                cache = None  # the gallery was deleted and another made with its id
+            if cache is None and want_ann:
+                cache = self._load_file(session, state)
+            if cache is not None and cache.version < state.version:
+                changes = changes_since(session, state.id, cache.version, self._catch_up_limit(state))
+                if changes is None:
+                    cache = None
+                else:
+                    cache.apply(changes, state)
+            if cache is None:
+                cache = self._reload(session, state)
+            self._caches[state.id] = cache
+            pending = self._pending.pop(state.id, None)
+            if pending is not None and (want_ann or cache.ann is not None):
+                self._adopt(session, state, cache, pending.index, pending.version)
+            elif cache.ann is None and want_ann:
+                self._build_now_or_later(state, cache)
+            elif cache.ann is not None and cache.ann.worn():
+                self._start_build(state.id, cache)
+            return cache
+
     def invalidate(self, gallery_id: int) -> None:
-        """The gallery's templates changed: reload them before the next search (the approximate
-        index is kept, to be updated rather than rebuilt)."""
-        with self._lock:
-            cache = self._caches.get(gallery_id)
-            if cache is not None:
-                cache.stale = True
+        """Kept for callers that wrote templates: the gallery version already tells every cache."""
 
     def forget(self, gallery_id: int) -> None:
         """Drop everything held for a gallery (when it is deleted)."""
         with self._lock:
             self._caches.pop(gallery_id, None)
+            self._pending.pop(gallery_id, None)
 
     def wait_for_builds(self, timeout: float | None = None) -> bool:
         """Wait for the background index builds under way; True when none is left."""
@@ -203,9 +275,148 @@ class GallerySearch:
         with self._lock:
             self._closed = True
 
-    # -- exact ----------------------------------------------------------------------------
+    # -- loading ----------------------------------------------------------------------------
+    def _gallery_lock(self, gallery_id: int) -> threading.Lock:
+        with self._lock:
+            return self._locks.setdefault(gallery_id, threading.Lock())
+
+    @staticmethod
+    def _catch_up_limit(state: GalleryState) -> int:
+        return max(1000, int(MAX_CATCH_UP_SHARE * state.count))
+
+    @staticmethod
+    def _reload(session: Session, state: GalleryState) -> _GalleryCache:
+        ids, subjects, matrix = load_gallery_matrix(session, state.id)
+        # On PostgreSQL the rows read may be newer than ``state``: the next catch-up re-applies
+        # those changes, and applying a change twice is harmless (ids are dropped, then added).
+        return _GalleryCache(state, ids, subjects, matrix)
+
+    # -- the approximate index --------------------------------------------------------------
+    def _build_now_or_later(self, state: GalleryState, cache: _GalleryCache) -> None:
+        if self.build_in_background:
+            self._start_build(state.id, cache)  # exact until it is adopted
+            return
+        assert cache.matrix is not None
+        index = ScanIndex.build(cache.ids, cache.subjects, cache.matrix, threads=self.build_threads)
+        self._save_file(state, index)
+        cache.hold(index)
+
+    def _adopt(self, session: Session, state: GalleryState, cache: _GalleryCache, index: ScanIndex, built_at: int) -> None:
+        """Take a finished build, caught up from the version it was built at."""
+        if built_at < cache.version:
+            changes = changes_since(session, state.id, built_at, self._catch_up_limit(state))
+            if changes is None:
+                self._start_build(state.id, cache)  # too much changed meanwhile: again
+                return
+            index.remove(changes.removed)
+            index.add(changes.ids, changes.subjects, changes.matrix)
+        cache.hold(index)
+
+    def _start_build(self, gallery_id: int, cache: _GalleryCache) -> None:
+        """Build an index of ``cache``'s templates on a thread; searches stay as they are until
+        it is adopted. Only one process builds a gallery at a time (a lock file beside it):
+        the others load the file it saves."""
+        with self._lock:
+            if gallery_id in self._builds or self._closed:
+                return
+            snapshot = (cache.state, cache.ids, cache.subjects, cache.matrix, cache.ann)
+            thread = threading.Thread(target=self._build, args=(gallery_id, snapshot), daemon=True,
+                                      name=f"index-build-{gallery_id}")
+            self._builds[gallery_id] = thread
+        thread.start()
+
+    def _build(self, gallery_id: int, snapshot) -> None:
+        state, ids, subjects, matrix, ann = snapshot
+        lock = self._file_lock(gallery_id)
+        try:
+            if lock is False:
+                return  # another process builds it; the file will come
+            if matrix is None and ann is not None:
+                # A rebuild (tombstones, growth): the live rows, perhaps newer than ``state``;
+                # the catch-up at adoption replays those changes harmlessly.
+                ids, subjects, matrix = ann.live()
+            started = time.perf_counter()
+            index = ScanIndex.build(ids, subjects, matrix, threads=self.build_threads)
+            logger.info("gallery %s: index of %d templates built in %.1f s", gallery_id, len(ids),
+                        time.perf_counter() - started)
+            self._save_file(state, index)
+            with self._lock:
+                if not self._closed:
+                    self._pending[gallery_id] = _Pending(state.version, index)
+        except Exception:  # searches go on as they were; the next one tries again
+            logger.exception("building the index of gallery %s failed", gallery_id)
+        finally:
+            if lock not in (None, False):
+                lock.close()
+            with self._lock:
+                self._builds.pop(gallery_id, None)
+
+    # -- the file -----------------------------------------------------------------------------
+    def _path(self, gallery_id: int) -> Path | None:
+        return None if self.index_dir is None else self.index_dir / f"gallery_{gallery_id}.scan"
+
+    def _file_lock(self, gallery_id: int):
+        """An open, exclusively locked file (held while building); False when another process
+        holds it; None without an index folder."""
+        path = self._path(gallery_id)
+        if path is None:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path.with_suffix(".lock"), "a+b")  # noqa: SIM115 - held across the build
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        return handle
+
+    def _save_file(self, state: GalleryState, index: ScanIndex) -> None:
+        path = self._path(state.id)
+        if path is None:
+            return
+        stamp = {"format": FILE_FORMAT, "gallery": state.id, "identity": state.identity, "version": state.version}
+        buffer = io.BytesIO()
+        np.savez(buffer, index=np.frombuffer(index.to_bytes(), np.uint8),
+                 stamp=np.frombuffer(json.dumps(stamp).encode(), np.uint8))
+        data = buffer.getvalue()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(self.sealer.seal(data, b"gallery-index") if self.sealer is not None else data)
+        os.replace(tmp, path)  # readers see the old file or the new one, never half of one
+
+    def _load_file(self, session: Session, state: GalleryState) -> _GalleryCache | None:
+        """The saved index of this gallery when it is of this gallery and the change log can
+        bring it up to date; None otherwise (then the gallery is read and indexed again)."""
+        path = self._path(state.id)
+        if path is None or not path.exists():
+            return None
+        try:
+            data = path.read_bytes()
+            if self.sealer is not None:
+                data = self.sealer.open(data, b"gallery-index")
+            elif is_sealed(data):
+                return None  # sealed by a service with a key this one lacks: rebuild
+            saved = np.load(io.BytesIO(data))
+            stamp = json.loads(saved["stamp"].tobytes())
+            if (stamp.get("format"), stamp.get("gallery"), stamp.get("identity")) != (FILE_FORMAT, state.id,
+                                                                                         state.identity):
+                return None
+            if stamp["version"] > state.version:
+                return None
+            index = ScanIndex.from_bytes(saved["index"].tobytes())
+        except Exception:  # noqa: BLE001 - a damaged file (or sealed with another key) is rebuilt
+            logger.warning("the saved index of gallery %s is unreadable; rebuilding", state.id)
+            return None
+        empty = np.zeros(0, np.int64)
+        return _GalleryCache(GalleryState(state.id, int(stamp["version"]), len(index), state.identity), empty, empty,
+                             None, index)
+
+    # -- searching ----------------------------------------------------------------------------
     @staticmethod
     def _exact(cache: _GalleryCache, queries: np.ndarray, k: int) -> list[list[Hit]]:
+        assert cache.matrix is not None
+        if len(cache.ids) == 0:
+            return [[] for _ in queries]
         scores = queries @ cache.matrix.T
         k = min(k, scores.shape[1])
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
@@ -215,193 +426,12 @@ class GallerySearch:
             out.append([Hit(int(cache.ids[c]), int(cache.subjects[c]), float(scores[row, c])) for c in cols])
         return out
 
-    def _cache(self, session: Session, gallery_id: int, signature: Signature, build_ann: bool) -> _GalleryCache:
-        with self._lock:
-            cache = self._caches.get(gallery_id)
-            if cache is None or cache.stale or cache.signature != signature:
-                ids, subjects, matrix = load_gallery_matrix(session, gallery_id)
-                # The rows read may postdate the signature: key the cache by what was read.
-                read_signature = (len(ids), int(ids.max(initial=0)), int(ids.sum()))
-                fresh = _GalleryCache(read_signature, ids, subjects, matrix)
-                if cache is not None and cache.ann is not None and len(ids):
-                    self._update_usearch(gallery_id, cache, fresh)
-                cache = fresh
-                self._caches[gallery_id] = cache
-                self._forget_deleted_galleries(session)
-            if build_ann and cache.ann is None and gallery_id not in self._builds:
-                # (While a build is under way, searches go exact without looking at the disk:
-                # the file's check hashes the whole gallery.)
-                cache.ann = self._load_usearch(gallery_id, cache)
-                if cache.ann is None and self.build_in_background:
-                    self._start_build(gallery_id, cache)
-                elif cache.ann is None:
-                    cache.ann = self._build_usearch(cache)
-                    self._save_usearch(gallery_id, cache)
-                cache.removed_since_build = 0
-            return cache
-
-    def _forget_deleted_galleries(self, session: Session) -> None:
-        existing = set(session.scalars(select(Gallery.id)))
-        for gallery_id in [g for g in self._caches if g not in existing]:
-            del self._caches[gallery_id]
-
-    # -- usearch (beside SQLite) ----------------------------------------------------------
-    def _index_path(self, gallery_id: int) -> Path | None:
-        if self.index_dir is None:
-            return None
-        return self.index_dir / f"gallery_{gallery_id}.usearch"
-
     @staticmethod
-    def _new_usearch_index(ndim: int) -> Index:
-        from usearch.index import Index
-
-        return Index(
-            ndim=ndim,
-            metric="cos",
-            dtype="f32",
-            connectivity=USEARCH_CONNECTIVITY,
-            expansion_add=USEARCH_EXPANSION_ADD,
-            expansion_search=USEARCH_EXPANSION_SEARCH,
-        )
-
-    def _load_usearch(self, gallery_id: int, cache: _GalleryCache):
-        """The index saved for exactly these templates, or None."""
-        path = self._index_path(gallery_id)
-        if path is None:
-            return None
-        stamp_path = path.with_suffix(".signature")
-        if not (path.exists() and stamp_path.exists()):
-            return None
-        try:
-            saved = json.loads(stamp_path.read_text())
-        except (OSError, ValueError):
-            return None
-        if saved != self._stamp(cache):
-            return None
-        index = self._new_usearch_index(int(cache.matrix.shape[1]))
-        try:
-            data = path.read_bytes()
-            if self.sealer is not None:
-                data = self.sealer.open(data, b"usearch")
-            elif is_sealed(data):
-                return None  # sealed by a service with a key this one lacks: rebuild
-            index.load(bytearray(data))
-        except Exception:  # noqa: BLE001 - a damaged file (or one sealed with another key) is rebuilt
-            return None
-        return index if len(index) == len(cache.ids) else None
-
-    def _build_usearch(self, cache: _GalleryCache):
-        index = self._new_usearch_index(int(cache.matrix.shape[1]))
-        index.add(cache.ids, cache.matrix, threads=USEARCH_ADD_THREADS)
-        return index
-
-    def _start_build(self, gallery_id: int, cache: _GalleryCache) -> None:
-        """Build ``cache``'s index on a thread (one per gallery at a time); searches stay exact
-        until it is adopted. Called under ``_lock``."""
-        if gallery_id in self._builds or self._closed:
-            return
-        thread = threading.Thread(
-            target=self._build_in_background, args=(gallery_id, cache), name=f"usearch-build-{gallery_id}",
-            daemon=True,
-        )
-        self._builds[gallery_id] = thread
-        thread.start()
-
-    def _build_in_background(self, gallery_id: int, built: _GalleryCache) -> None:
-        try:
-            index = self._build_usearch(built)
-            with self._lock:
-                current = self._caches.get(gallery_id)
-                if self._closed or current is None or current.ann is not None:
-                    return
-                built.ann = index
-                built.removed_since_build = 0
-                if current is built:
-                    self._save_usearch(gallery_id, built)
-                else:
-                    # The gallery changed during the build: bring the new index up to date in
-                    # place when that is cheap; otherwise the next search starts another build.
-                    self._update_usearch(gallery_id, built, current)
-        except Exception:  # searches stay exact; the next one tries again
-            logger.exception("building the approximate index of gallery %s failed", gallery_id)
-        finally:
-            with self._lock:
-                self._builds.pop(gallery_id, None)
-
-    def _stamp(self, cache: _GalleryCache) -> dict:
-        return {
-            "signature": list(cache.signature),
-            "digest": cache.digest,
-            "ndim": int(cache.matrix.shape[1]),
-            "connectivity": USEARCH_CONNECTIVITY,
-            "expansion_add": USEARCH_EXPANSION_ADD,
-        }
-
-    def _save_usearch(self, gallery_id: int, cache: _GalleryCache) -> None:
-        path = self._index_path(gallery_id)
-        if path is None:
-            return
-        stamp_path = path.with_suffix(".signature")
-        stamp = self._stamp(cache)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # The stamp goes first and comes back last, each file replaced atomically: a crash in
-        # between leaves an index without a stamp, which is rebuilt, never trusted.
-        stamp_path.unlink(missing_ok=True)
-        suffix = f".{os.getpid()}.{threading.get_ident()}.tmp"
-        tmp = path.with_name(path.name + suffix)
-        saved = cache.index.save()  # no path: the index as bytes
-        if saved is None:
-            raise RuntimeError("usearch returned no bytes for the index")
-        data = bytes(saved)
-        tmp.write_bytes(self.sealer.seal(data, b"usearch") if self.sealer is not None else data)
-        os.replace(tmp, path)
-        tmp_stamp = stamp_path.with_name(stamp_path.name + suffix)
-        tmp_stamp.write_text(json.dumps(stamp))
-        os.replace(tmp_stamp, stamp_path)
-
-    def _update_usearch(self, gallery_id: int, old: _GalleryCache, new: _GalleryCache) -> None:
-        """Carry ``old.ann`` over to ``new``, changed in place to hold exactly ``new``'s templates;
-        leave ``new.ann`` empty (a rebuild follows) when that would not be cheaper or as good."""
-        if old.matrix.shape[1] != new.matrix.shape[1]:
-            return
-        common, at_old, at_new = np.intersect1d(old.ids, new.ids, assume_unique=True, return_indices=True)
-        changed = common[np.any(old.matrix[at_old] != new.matrix[at_new], axis=1)]  # ids reused by SQLite
-        removed = np.union1d(np.setdiff1d(old.ids, new.ids, assume_unique=True), changed)
-        added_rows = np.flatnonzero(~np.isin(new.ids, old.ids, assume_unique=True) | np.isin(new.ids, changed))
-        removed_total = old.removed_since_build + len(removed)
-        limit = USEARCH_MAX_CHURN * len(new.ids)
-        if len(removed) + len(added_rows) > limit or removed_total > limit:
-            return
-        with self._ann_lock:
-            if len(removed):
-                old.index.remove(removed.astype(np.uint64))
-            if len(added_rows):
-                old.index.add(new.ids[added_rows], new.matrix[added_rows], threads=USEARCH_ADD_THREADS)
-        # Searches still holding ``old`` keep working: ids they do not know are dropped.
-        new.ann = old.ann
-        new.removed_since_build = removed_total
-        self._save_usearch(gallery_id, new)
-
-    def _usearch(self, cache: _GalleryCache, queries: np.ndarray, k: int) -> list[list[Hit]]:
-        k = min(k, len(cache.ids))
-        with self._ann_lock:
-            matches = cache.index.search(queries, k)
-        keys = np.atleast_2d(matches.keys).astype(np.int64)
-        distances = np.atleast_2d(matches.distances)
-        # cache.ids is sorted (read ORDER BY id): find each key's row without a per-search dict;
-        # a key the cache does not hold (an index updated for newer rows) is dropped.
-        rows = np.clip(np.searchsorted(cache.ids, keys), 0, len(cache.ids) - 1)
-        known = cache.ids[rows] == keys
-        out = []
-        for q in range(len(queries)):
-            out.append(
-                [
-                    Hit(int(keys[q, j]), int(cache.subjects[rows[q, j]]), float(1.0 - distances[q, j]))
-                    for j in range(keys.shape[1])
-                    if known[q, j]
-                ]
-            )
-        return out
+    def _ann(cache: _GalleryCache, queries: np.ndarray, k: int, exact: bool = False) -> list[list[Hit]]:
+        assert cache.ann is not None
+        scores, ids, subjects = cache.ann.search(queries, k, exact=exact)
+        return [[Hit(int(ids[q, j]), int(subjects[q, j]), float(scores[q, j])) for j in range(k) if ids[q, j] >= 0]
+                for q in range(len(queries))]
 
     # -- pgvector -------------------------------------------------------------------------
     def _pgvector_search(
@@ -416,8 +446,6 @@ class GallerySearch:
         if starved:
             logger.info("gallery %s: %d of %d approximate searches came back short; searched exactly",
                         gallery_id, len(starved), len(out))
-            # Plain index scans (the HNSW one among them) off and the exact plans on, inside a
-            # savepoint whose rollback restores the planner settings of the transaction.
             savepoint = session.begin_nested()
             try:
                 session.execute(text("SET LOCAL enable_indexscan = off"))

@@ -10,7 +10,6 @@ username's lockout.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import secrets
 import uuid
 from functools import cached_property
@@ -40,6 +39,7 @@ from facegate.gallery.service import GalleryService, PhotoInput
 from facegate.gallery.thresholds import identify_threshold
 from facegate.security import SYSTEM, Principal
 from facegate.storage.models import Account, Gallery, Subject, utcnow
+from facegate.storage.secret_files import read_or_create
 from facegate.workflows.alerts import AlertCenter
 from facegate.workflows.liveness_gate import LivenessGate
 from facegate.workflows.lockout import LockoutGuard
@@ -100,13 +100,7 @@ def load_secret_key(settings: Settings) -> str:
     """The configured key, or one generated once and kept in the data folder."""
     if settings.secret_key:
         return settings.secret_key
-    path = Path(settings.data_dir) / "secret_key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48))
-    return path.read_text().strip()
+    return read_or_create(Path(settings.data_dir) / "secret_key", lambda: secrets.token_urlsafe(48))
 
 
 class AccountService:

@@ -1,0 +1,244 @@
+"""The index of a big gallery: a coarse scan of 4-bit product-quantized codes, then exact rescoring.
+
+Chosen by measurement (``bench/index_choice.py``; figures in bench/README.md). ArcFace templates
+of different people are nearly orthogonal in 512 dimensions, so the data has no cluster or
+neighbourhood structure for an index to exploit: on real LFW templates among Gaussian
+distractors with real faces' covariance, an inverted file (IVF) probing 10% of its lists finds the
+exact top-1 for only 87% of queries, and an HNSW graph at ``efSearch`` 256 for 93% at 12 ms
+(100k templates, after a 6-minute build). Scanning *every* template, but as 64-byte codes with
+SIMD lookup tables (faiss ``IndexPQFastScan``), then rescoring the best ``rerank`` candidates
+on their float32 vectors, finds the exact top-1 for 99-100% of queries, gives exact search's
+decision on every one, and its scores *are* the exact scores.
+
+Rows are appended; a removed template is a tombstone until the next rebuild (faiss's fast-scan
+codes cannot be removed in place), so adding or removing costs the next search nothing
+measurable. The float32 vectors are kept in fixed-size chunks, so the gallery is never copied
+as it grows.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import faiss
+
+# 4-bit codes over sub-vectors of this many dimensions (512 -> 128 sub-quantizers, 64 bytes).
+DIMS_PER_CODE = 4
+# Candidates rescored exactly per query (bench/index_choice.py: see bench/README.md).
+DEFAULT_RERANK = 500
+TRAIN_SAMPLE = 65_536
+CHUNK_ROWS = 65_536
+# Rebuilt (in the background) once tombstones are this share of the rows, or the gallery has
+# grown this many times past the sample its codebook was trained on.
+MAX_DEAD_SHARE = 0.2
+REBUILD_GROWTH = 8.0
+
+
+_configured = False
+
+
+def _faiss():
+    """faiss, set to one OpenMP thread: one search is a millisecond of work, and on a busy
+    machine OpenMP's hand-offs between threads cost more than that (builds ask for more)."""
+    global _configured
+    import faiss
+
+    if not _configured:
+        faiss.omp_set_num_threads(1)
+        _configured = True
+    return faiss
+
+
+class _Chunks:
+    """Float32 rows in fixed-size chunks: appending never copies what is there."""
+
+    def __init__(self, dimension: int) -> None:
+        self.dimension = dimension
+        self.chunks: list[np.ndarray] = []
+        self.rows = 0
+
+    def append(self, matrix: np.ndarray) -> None:
+        start = 0
+        while start < len(matrix):
+            offset = self.rows % CHUNK_ROWS
+            if offset == 0:
+                self.chunks.append(np.empty((CHUNK_ROWS, self.dimension), np.float32))
+            take = min(CHUNK_ROWS - offset, len(matrix) - start)
+            self.chunks[-1][offset : offset + take] = matrix[start : start + take]
+            self.rows += take
+            start += take
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        out = np.empty((len(rows), self.dimension), np.float32)
+        which, offset = np.divmod(rows, CHUNK_ROWS)
+        for chunk in np.unique(which):
+            mask = which == chunk
+            out[mask] = self.chunks[int(chunk)][offset[mask]]
+        return out
+
+    def all(self) -> np.ndarray:
+        if not self.chunks:
+            return np.zeros((0, self.dimension), np.float32)
+        return np.concatenate(self.chunks)[: self.rows]
+
+
+class ScanIndex:
+    """One gallery's index; one search or change at a time (each takes about a millisecond)."""
+
+    def __init__(self, codes: faiss.IndexPQFastScan, dimension: int, trained_on: int, rerank: int = DEFAULT_RERANK):
+        self.codes = codes
+        self.dimension = dimension
+        self.trained_on = trained_on
+        self.rerank = rerank
+        self.vectors = _Chunks(dimension)
+        self.template_ids = np.zeros(0, np.int64)
+        self.subject_ids = np.zeros(0, np.int64)
+        self.alive = np.zeros(0, bool)
+        self._lock = threading.Lock()
+
+    # -- building -----------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls, ids: np.ndarray, subjects: np.ndarray, matrix: np.ndarray, threads: int = 1, seed: int = 0
+    ) -> ScanIndex:
+        faiss = _faiss()
+        n, d = matrix.shape
+        codes = faiss.IndexPQFastScan(d, max(1, d // DIMS_PER_CODE), 4, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(seed)
+        sample = matrix if n <= TRAIN_SAMPLE else matrix[np.sort(rng.choice(n, TRAIN_SAMPLE, replace=False))]
+        faiss.omp_set_num_threads(max(1, threads))  # (process-wide: searches meanwhile may use them too)
+        try:
+            codes.train(np.ascontiguousarray(sample, np.float32))
+            index = cls(codes, d, len(sample))
+            index.add(ids, subjects, matrix)
+        finally:
+            faiss.omp_set_num_threads(1)
+        return index
+
+    # -- state --------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.alive.sum())
+
+    @property
+    def rows(self) -> int:
+        return len(self.template_ids)
+
+    @property
+    def nbytes(self) -> int:
+        return self.rows * (self.dimension * 4 + self.dimension // DIMS_PER_CODE // 2 + 8 + 1)
+
+    def worn(self) -> bool:
+        """Time for a rebuild: many tombstones, or a codebook trained on a far smaller gallery."""
+        dead = self.rows - len(self)
+        return dead > MAX_DEAD_SHARE * max(self.rows, 1) or (
+            self.trained_on < TRAIN_SAMPLE and self.rows > REBUILD_GROWTH * max(self.trained_on, 1)
+        )
+
+    # -- changes ------------------------------------------------------------------------------
+    def add(self, ids: np.ndarray, subjects: np.ndarray, matrix: np.ndarray) -> None:
+        """Add templates; one already held under the same id is replaced (SQLite may reuse the
+        highest id after a delete, and a catch-up may replay a change already applied)."""
+        if not len(ids):
+            return
+        ids = np.asarray(ids, np.int64)
+        matrix = np.ascontiguousarray(matrix, np.float32)
+        with self._lock:
+            self._kill(ids)
+            self.codes.add(matrix)
+            self.vectors.append(matrix)
+            self.template_ids = np.concatenate([self.template_ids, ids])
+            self.subject_ids = np.concatenate([self.subject_ids, np.asarray(subjects, np.int64)])
+            self.alive = np.concatenate([self.alive, np.ones(len(ids), bool)])
+
+    def remove(self, ids: np.ndarray) -> int:
+        if not len(ids) or not self.rows:
+            return 0
+        with self._lock:
+            return self._kill(np.asarray(ids, np.int64))
+
+    def _kill(self, ids: np.ndarray) -> int:
+        if not self.rows:
+            return 0
+        hit = self.alive & np.isin(self.template_ids, ids)
+        self.alive[hit] = False
+        return int(hit.sum())
+
+    def live(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(template ids, subject ids, vectors) of every live row, by template id: what a
+        rebuild starts from."""
+        with self._lock:
+            keep = np.flatnonzero(self.alive)
+            keep = keep[np.argsort(self.template_ids[keep], kind="stable")]
+            return self.template_ids[keep], self.subject_ids[keep], self.vectors.take(keep)
+
+    # -- search -------------------------------------------------------------------------------
+    def search(self, queries: np.ndarray, k: int, exact: bool = False, rerank: int | None = None):
+        """(scores, template ids, subject ids) of the top ``k`` per query row, best first, the
+        scores exact; id -1 pads a short answer. ``exact`` rescores every row (exact search)."""
+        queries = np.ascontiguousarray(queries, np.float32)
+        scores_out = np.full((len(queries), k), -np.inf, np.float32)
+        rows_out = np.full((len(queries), k), -1, np.int64)
+        with self._lock:
+            if self.rows == 0:
+                return scores_out, rows_out, rows_out.copy()
+            if exact:
+                self._exact(queries, k, scores_out, rows_out)
+            else:
+                dead = self.rows - int(self.alive.sum())
+                want = min(self.rows, max(k, rerank or self.rerank) + dead)
+                _, candidates = self.codes.search(queries, want)
+                for q, row in enumerate(candidates):
+                    row = row[row >= 0]
+                    row = row[self.alive[row]]
+                    scores = self.vectors.take(row) @ queries[q]
+                    top = np.argsort(-scores, kind="stable")[:k]
+                    scores_out[q, : len(top)], rows_out[q, : len(top)] = scores[top], row[top]
+            found = rows_out >= 0
+            ids = np.where(found, self.template_ids[np.maximum(rows_out, 0)], -1)
+            subjects = np.where(found, self.subject_ids[np.maximum(rows_out, 0)], -1)
+        return scores_out, ids, subjects
+
+    def _exact(self, queries: np.ndarray, k: int, scores_out: np.ndarray, rows_out: np.ndarray) -> None:
+        """Every live row scored, a chunk at a time (never a copy of the gallery)."""
+        for number, chunk in enumerate(self.vectors.chunks):
+            first = number * CHUNK_ROWS
+            n = min(CHUNK_ROWS, self.rows - first)
+            scores = queries @ chunk[:n].T
+            scores[:, ~self.alive[first : first + n]] = -np.inf
+            kk = min(scores_out.shape[1], n)
+            part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+            both = np.concatenate([scores_out, np.take_along_axis(scores, part, axis=1)], axis=1)
+            rows = np.concatenate([rows_out, part + first], axis=1)
+            top = np.argsort(-both, axis=1, kind="stable")[:, : scores_out.shape[1]]
+            scores_out[:] = np.take_along_axis(both, top, axis=1)
+            rows_out[:] = np.take_along_axis(rows, top, axis=1)
+        rows_out[~np.isfinite(scores_out)] = -1
+
+    # -- saving -------------------------------------------------------------------------------
+    def to_bytes(self) -> bytes:
+        with self._lock:
+            buffer = io.BytesIO()
+            np.savez(buffer, codes=_faiss().serialize_index(self.codes), vectors=self.vectors.all(),
+                     template_ids=self.template_ids, subject_ids=self.subject_ids, alive=self.alive,
+                     meta=np.array([self.dimension, self.trained_on, self.rerank], np.int64))
+            return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ScanIndex:
+        faiss = _faiss()
+        saved = np.load(io.BytesIO(data))
+        dimension, trained_on, rerank = (int(x) for x in saved["meta"])
+        codes = faiss.deserialize_index(saved["codes"])  # already of its own class; it owns the index
+        index = cls(codes, dimension, trained_on, rerank)
+        index.vectors.append(saved["vectors"])
+        index.template_ids = saved["template_ids"].astype(np.int64)
+        index.subject_ids = saved["subject_ids"].astype(np.int64)
+        index.alive = saved["alive"].astype(bool)
+        if codes.ntotal != index.rows or index.vectors.rows != index.rows:
+            raise ValueError("the saved index is inconsistent")
+        return index
