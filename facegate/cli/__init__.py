@@ -11,6 +11,7 @@ from facegate.cli.alerts import alerts_app, lockout_app
 from facegate.cli.calibration import calibration_app
 from facegate.cli.common import remote_options
 from facegate.cli.db import db_app
+from facegate.cli.enrollment import enroll_app
 from facegate.cli.evaluation import calibrate, eval_app
 from facegate.cli.exams import attendance_app, checkin, roster_app, session_app
 from facegate.cli.gallery import gallery_app
@@ -19,7 +20,7 @@ from facegate.cli.liveness import liveness_app
 from facegate.cli.models import compare, demo, detect, models
 from facegate.cli.monitor import monitor_app
 from facegate.cli.operators import operator_app
-from facegate.cli.recognition import enroll, identify, subject_app, verify
+from facegate.cli.recognition import identify, subject_app, verify
 from facegate.cli.serve import serve
 from facegate.cli.video import video_app
 
@@ -27,11 +28,12 @@ app = typer.Typer(help="FaceGate: face detection, verification and identificatio
 app.callback()(remote_options)  # --server URL --key KEY: act on a server through facegate.client
 
 # Commands, then groups: ``facegate --help`` lists them in this order.
-for command in (models, detect, compare, calibrate, demo, serve, enroll, verify, identify, checkin):
+for command in (models, detect, compare, calibrate, demo, serve, verify, identify, checkin):
     app.command()(command)
 
+# ``enroll`` is a group: ``facegate enroll GALLERY SUBJECT PHOTOS...`` and ``facegate enroll bulk``.
 for group, name in (
-    (eval_app, "eval"), (gallery_app, "gallery"), (subject_app, "subject"), (key_app, "key"), (db_app, "db"), (calibration_app, "calibration"),
+    (enroll_app, "enroll"), (eval_app, "eval"), (gallery_app, "gallery"), (subject_app, "subject"), (key_app, "key"), (db_app, "db"), (calibration_app, "calibration"),
     (monitor_app, "monitor"), (roster_app, "roster"), (session_app, "session"), (attendance_app, "attendance"),
     (access_app, "access"), (alerts_app, "alerts"), (lockout_app, "lockout"), (video_app, "video"),
     (operator_app, "operator"), (liveness_app, "liveness"),

@@ -20,6 +20,7 @@ from facegate.cli.common import (
     out,
     progress_bar,
 )
+from facegate.cli.compute import EngineChoice, EngineOption, WorkersOption, compute
 
 eval_app = typer.Typer(help="Measure accuracy on benchmarks and your own data.", no_args_is_help=True)
 
@@ -98,14 +99,17 @@ def eval_lfw(
     scores_out: Annotated[Path | None, typer.Option("--scores", help="Write per-pair scores as CSV.")] = None,
     cache: Annotated[Path | None, typer.Option("--cache", help="Embeddings cache (.npz) to reuse or create.")] = None,
     track: Annotated[bool, typer.Option("--track/--no-track", help="Record the run in MLflow.")] = True,
+    engine: EngineOption = EngineChoice.local,
+    workers: WorkersOption = 0,
 ) -> None:
     """LFW View 2: 10-fold accuracy (threshold from the other 9 folds), AUC, EER, TAR@FAR."""
     from facegate.evaluation.verification import evaluate_lfw, lfw_image_count
 
     with clear_errors():
-        engine = load_engine(model, detector)
+        face_engine = load_engine(model, detector)
         with progress_bar(f"LFW {model}", lfw_image_count(data, pairs_file)) as advance:
-            report, result = evaluate_lfw(engine, data, pairs_file, on_progress=advance, cache=cache)
+            report, result = evaluate_lfw(face_engine, data, pairs_file, on_progress=advance, cache=cache,
+                                          compute=compute(engine, workers))
         out.print(_lfw_table(report, f"LFW {pairs_file}: {model} + {detector}"))
         if json_out:
             json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -161,6 +165,8 @@ def eval_dataset(
     limit_identities: Annotated[int | None, typer.Option("--limit-identities", help="Only the first N people (sorted).")] = None,
     cache: Annotated[Path | None, typer.Option("--cache", help="Embeddings cache (.npz) to reuse or create.")] = None,
     track: Annotated[bool, typer.Option("--track/--no-track", help="Record the run in MLflow.")] = True,
+    engine: EngineOption = EngineChoice.local,
+    workers: WorkersOption = 0,
 ) -> None:
     """Verification and identification accuracy on a labelled collection, with plots and a report."""
     from facegate.modelops.jobs import evaluate_dataset_job
@@ -169,7 +175,7 @@ def eval_dataset(
         with deferred_progress(f"embedding ({model})") as (start, advance):
             job = evaluate_dataset_job(
                 path, model, detector, out_dir, far, max_impostors, limit_identities, cache, track=track,
-                on_start=start, on_progress=advance,
+                on_start=start, on_progress=advance, compute=compute(engine, workers),
             )
         out.print(_dataset_table(path, job.evaluation, far))
         for note in job.evaluation.notes:
@@ -237,6 +243,8 @@ def calibrate(
     max_impostors: Annotated[int, typer.Option("--max-impostors", help="Impostor pairs to score (seeded sample above).")] = 5_000_000,
     limit_identities: Annotated[int | None, typer.Option("--limit-identities", help="Only the first N people (sorted).")] = None,
     cache: Annotated[Path | None, typer.Option("--cache", help="Embeddings cache (.npz) to reuse or create.")] = None,
+    engine: EngineOption = EngineChoice.local,
+    workers: WorkersOption = 0,
 ) -> None:
     """Choose the threshold at a FAR on a dataset, with a bootstrap interval; register it in MLflow."""
     from facegate.modelops.jobs import calibrate_dataset_job
@@ -245,7 +253,7 @@ def calibrate(
         with deferred_progress(f"embedding ({model})") as (start, advance):
             job = calibrate_dataset_job(
                 dataset, target_far, model, detector, bootstrap, promote, True, max_impostors, limit_identities, cache,
-                on_start=start, on_progress=advance,
+                on_start=start, on_progress=advance, compute=compute(engine, workers),
             )
         _print_calibration(job)
         console.print(_run_hint(job.run_id))

@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from facegate.engine import FaceEngine
-from facegate.errors import FaceGateError
-from facegate.imaging import load_image
+from facegate.parallel import Compute, EngineSpec, PhotoTask, map_photos
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".pgm", ".ppm", ".bmp", ".tif", ".tiff"}
 
@@ -103,8 +102,11 @@ def embed_dataset(
     items: list[LabelledImage],
     on_progress: Callable[[], None] | None = None,
     cache: Path | None = None,
+    compute: Compute | None = None,
 ) -> EmbeddedSet:
-    """One template per image (its main face, with the engine's documented fall-backs)."""
+    """One template per image (its main face, with the engine's documented fall-backs),
+    computed with ``engine`` in this process or, with ``compute`` on Ray, by actors holding
+    the same engine (:mod:`facegate.parallel`)."""
     if cache is not None and cache.exists():
         cached = EmbeddedSet.load(cache)
         index = {str(Path(p).resolve()): i for i, p in enumerate(cached.paths)}
@@ -112,15 +114,14 @@ def embed_dataset(
         if cached.model_sha256 == engine.model_sha256 and None not in wanted:
             return cached.subset(np.array(wanted, dtype=np.int64))
     vectors = np.zeros((len(items), engine.recognizer.dimension), dtype=np.float32)
-    fallbacks, quality = [], np.zeros(len(items), dtype=np.float32)
-    for i, item in enumerate(items):
-        try:
-            face = engine.main_face(load_image(item.path))
-            vectors[i] = face.template.vector
-            fallbacks.append(face.fallback)
-            quality[i] = face.quality.score
-        except FaceGateError:
-            fallbacks.append("unreadable")
+    fallbacks, quality = ["unreadable"] * len(items), np.zeros(len(items), dtype=np.float32)
+    tasks = [PhotoTask(i, str(item.path), str(item.path)) for i, item in enumerate(items)]
+    for photo in map_photos(tasks, EngineSpec.of(engine), "main_face", compute or Compute(), engine=engine):
+        if photo.ok:
+            face = photo.faces[0]
+            vectors[photo.key] = face.template.vector
+            fallbacks[photo.key] = face.fallback
+            quality[photo.key] = face.quality.score
         if on_progress:
             on_progress()
     result = EmbeddedSet(

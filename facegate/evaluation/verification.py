@@ -13,6 +13,7 @@ from facegate.evaluation.datasets import LabelledImage, embed_dataset
 from facegate.evaluation.lfw import read_pairs
 from facegate.evaluation.metrics import summary
 from facegate.evaluation.pairs import PairScores
+from facegate.parallel import Compute
 
 
 def lfw_image_count(lfw_dir: Path, pairs_file: str = "pairs.txt") -> int:
@@ -26,16 +27,18 @@ def evaluate_lfw(
     pairs_file: str = "pairs.txt",
     on_progress: Callable[[], None] | None = None,
     cache: Path | None = None,
+    compute: Compute | None = None,
 ) -> tuple[dict, PairScores]:
     """The official View 2 protocol: 10 folds, each fold's threshold chosen on the other 9.
 
     Each image is embedded once (optionally through an ``.npz`` cache that may hold more
-    images, such as all of LFW embedded for calibration).
+    images, such as all of LFW embedded for calibration), here or on Ray (``compute``).
     """
     pairs = read_pairs(lfw_dir, pairs_file)
     unique = list(dict.fromkeys(p for pair in pairs for p in (pair.path1, pair.path2)))
     embedded = embed_dataset(
-        engine, [LabelledImage(p, p.parent.name) for p in unique], on_progress=on_progress, cache=cache
+        engine, [LabelledImage(p, p.parent.name) for p in unique], on_progress=on_progress, cache=cache,
+        compute=compute,
     )
     row = {Path(p).resolve(): i for i, p in enumerate(embedded.paths)}
     vectors = embedded.vectors

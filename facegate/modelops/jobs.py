@@ -16,6 +16,7 @@ import numpy as np
 from facegate.config import Settings, get_settings
 from facegate.evaluation.datasets import EmbeddedSet, LabelledImage, embed_dataset, read_dataset
 from facegate.modelops import tracking
+from facegate.parallel import Compute
 
 
 def select_identities(items: list[LabelledImage], limit: int | None) -> list[LabelledImage]:
@@ -34,15 +35,17 @@ def embed_path(
     limit_identities: int | None = None,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[], None] | None = None,
+    compute: Compute | None = None,
 ) -> EmbeddedSet:
-    """Templates of every labelled image under ``path`` (through the ``.npz`` cache if given)."""
+    """Templates of every labelled image under ``path`` (through the ``.npz`` cache if given),
+    computed here or on Ray (``compute``)."""
     from facegate.engine import get_engine
 
     items = select_identities(read_dataset(Path(path)), limit_identities)
     if on_start:
         on_start(len(items))
     engine = get_engine(model, detector)
-    return embed_dataset(engine, items, on_progress=on_progress, cache=cache)
+    return embed_dataset(engine, items, on_progress=on_progress, cache=cache, compute=compute)
 
 
 def _run_params(path: Path, embedded: EmbeddedSet, detector: str, **more: Any) -> dict[str, Any]:
@@ -80,6 +83,7 @@ def evaluate_dataset_job(
     embedded: EmbeddedSet | None = None,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[], None] | None = None,
+    compute: Compute | None = None,
 ) -> DatasetEvalJob:
     """Embed, evaluate at the active calibration's threshold, write plots/report, log a run."""
     from facegate.evaluation.dataset_eval import evaluate_embedded
@@ -89,7 +93,7 @@ def evaluate_dataset_job(
     settings = settings or get_settings()
     path = Path(path)
     if embedded is None:
-        embedded = embed_path(path, model, detector, cache, limit_identities, on_start, on_progress)
+        embedded = embed_path(path, model, detector, cache, limit_identities, on_start, on_progress, compute)
     calibration = active_calibration(embedded.model_id, settings, embedded.model_sha256, refresh=True)
     evaluation, pairs = evaluate_embedded(
         embedded, calibration, far=far, max_impostors=max_impostors, dataset=str(path), detector=detector
@@ -148,13 +152,14 @@ def calibrate_dataset_job(
     seed: int = 0,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[], None] | None = None,
+    compute: Compute | None = None,
 ) -> CalibrationJob:
     """Calibrate on a dataset's impostor pairs, log the run, register a version (and promote)."""
     from facegate.modelops.registry import calibrate_from_embeddings, publish_calibration
 
     settings = settings or get_settings()
     path = Path(path)
-    embedded = embed_path(path, model, detector, cache, limit_identities, on_start, on_progress)
+    embedded = embed_path(path, model, detector, cache, limit_identities, on_start, on_progress, compute)
     usable = embedded.fallbacks != "unreadable"
     params = _run_params(path, embedded, detector, target_far=target_far, bootstrap=bootstrap,
                          max_impostors=max_impostors, limit_identities=limit_identities or "", seed=seed)
