@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -18,7 +19,7 @@ from facegate.api.operator_routes import router as operator_router
 from facegate.api.routes import router
 from facegate.api.video_routes import router as video_router
 from facegate.api.workflow_routes import router as workflow_router
-from facegate.config import get_settings
+from facegate.config import Settings, get_settings
 from facegate.gallery.service import GalleryService
 from facegate.modelops.registry import RegistryCalibrations
 from facegate.monitoring.metrics import FaceGateMetrics, install_http_metrics
@@ -37,10 +38,33 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(service: GalleryService | None = None, worker_threads: int | None = None) -> FastAPI:
+# ``facegate serve --workers N`` tells its worker processes their thread cap here (uvicorn
+# builds each worker's app from an import string, so it cannot pass arguments).
+WORKER_THREADS_ENV = "FACEGATE_SERVE_THREADS"
+
+
+def service_from_settings(settings: Settings, migrate: bool) -> GalleryService:
+    """The service a server builds for itself: the registry's calibrations, and the metrics
+    observer when metrics are on."""
+    return GalleryService(settings, migrate=migrate, calibrations=RegistryCalibrations(settings),
+                          observers=[FaceGateMetrics()] if settings.metrics_enabled else [])
+
+
+def worker_app() -> FastAPI:
+    """One worker process of ``facegate serve --workers N`` (uvicorn's app factory): its own
+    service, engines and background worker, built from the settings. The parent migrated the
+    database before starting the workers, so they do not."""
+    threads = int(os.environ.get(WORKER_THREADS_ENV, "0") or 0)
+    return create_app(service_from_settings(get_settings(), migrate=False), worker_threads=threads or None,
+                      owns_service=True)
+
+
+def create_app(service: GalleryService | None = None, worker_threads: int | None = None,
+               owns_service: bool = False) -> FastAPI:
     """Build the app around one service (created from the settings when not given).
 
-    ``worker_threads`` caps the threads that run the (sync, CPU-bound) routes.
+    ``worker_threads`` caps the threads that run the (sync, CPU-bound) routes. A service the
+    app built (or one handed over with ``owns_service``) is closed when the app stops.
     """
 
     @asynccontextmanager
@@ -58,6 +82,8 @@ def create_app(service: GalleryService | None = None, worker_threads: int | None
         finally:
             if worker:
                 worker.stop()
+            if owns_service:
+                app.state.service.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -69,9 +95,7 @@ def create_app(service: GalleryService | None = None, worker_threads: int | None
         openapi_url="/openapi.json",
     )
     if service is None:  # the server starting on its own settings: migrate, decide with the registry
-        settings = get_settings()
-        service = GalleryService(settings, migrate=True, calibrations=RegistryCalibrations(settings),
-                                 observers=[FaceGateMetrics()] if settings.metrics_enabled else [])
+        service, owns_service = service_from_settings(get_settings(), migrate=True), True
     app.state.service = service
     app.state.workflows = Workflows(app.state.service)
     app.state.metrics = None

@@ -3,9 +3,10 @@
 Two clocks per gallery (``GallerySettings``): the probe templates stored with decisions (for
 recalibration and drift) are dropped after ``probe_retention_days``, and the decisions
 themselves after ``decision_retention_days``; 0 keeps them. Failed attempts older than a
-lockout window are no longer evidence of anything and go after a day. Run periodically by the
-server's background worker and on demand (``facegate db purge``); the freed bytes are then
-flushed as after an erasure (see :mod:`facegate.gallery.erasure`).
+lockout window are no longer evidence of anything and go after a day. Run hourly by the
+server's background worker (under the ``retention`` lease, so one of several server processes
+runs it, once an hour across them all) and on demand (``facegate db purge``); the freed bytes
+are then flushed as after an erasure (see :mod:`facegate.gallery.erasure`).
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ window and, when drift or a rise in rejections passes the limits, the response i
 
 Every action is recorded in ``ops_actions`` and can be reverted. After an action a gallery
 is left alone for ``auto_respond_cooldown_s``, so lasting drift does not register a new
-calibration version every interval.
+calibration version every interval. With several server processes the pass runs under the
+``auto_respond`` lease (:mod:`facegate.storage.leases`, scheduled by
+``Workflows.background_worker``): one process checks the cooldown and acts, once per interval.
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ def auto_respond(
 
 
 def periodic(interval_s: float, job: Callable[[], object], name: str | None = None) -> Callable[[], None]:
-    """``job`` run at most once per ``interval_s`` when called from the worker's fast loop."""
+    """``job`` run at most once per ``interval_s`` when called from a fast loop, timed in this
+    process alone; a job that several processes schedule uses ``JobLeases.periodic`` instead."""
     state = {"next": time.monotonic() + interval_s}
 
     def tick() -> None:

@@ -1,15 +1,22 @@
-"""Video jobs: an uploaded clip recognised in the background, one job at a time (the machine's
-cores are the limit), with progress, the run's report and its events when done.
+"""Video jobs: an uploaded clip recognised in the background, one job at a time per server
+process (the machine's cores are the limit), with progress, the run's report and its events
+when done.
 
-Jobs live in the server process (a restart forgets them; their decisions and alerts are in the
-database already). The clip is kept on disk under ``data_dir/video-jobs`` only while its job
-runs.
+A job runs in the server process that took it; its state is also written to a JSON file beside
+the clip under ``data_dir/video-jobs`` (at each change, progress at most twice a second), so
+any process sharing the data folder answers ``GET /video-jobs/{id}`` (several workers: the
+poll lands on any of them). A job whose process ended before it finished reads as failed. The
+clip is kept only while its job runs; the last ``KEEP_FINISHED`` finished jobs are kept.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import queue
+import re
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +32,9 @@ from facegate.video.runner import recognize_video
 
 JobState = Literal["queued", "running", "done", "failed"]
 KEEP_FINISHED = 100  # finished jobs remembered for their results
+JOB_ID = re.compile(r"^[0-9a-f]{16}$")
+PROGRESS_WRITE_S = 0.5
+HOST = socket.gethostname()
 
 
 @dataclass
@@ -49,6 +59,42 @@ class VideoJob:
         return {"id": self.id, "gallery": self.gallery, "state": self.state, "frames": self.frames,
                 "total_frames": self.total, "fps": round(self.fps, 1), "error": self.error, "report": self.report}
 
+    def record(self) -> dict[str, Any]:
+        """What the job's file holds: its answer, and who may read it and who runs it."""
+        return self.out() | {"gallery_id": self.gallery_id, "created": self.created, "host": HOST, "pid": os.getpid()}
+
+
+@dataclass(frozen=True)
+class StoredJob:
+    """A job as read back from its file (possibly another process's)."""
+
+    gallery: str
+    gallery_id: int
+    answer: dict[str, Any]
+
+    def out(self) -> dict[str, Any]:
+        return self.answer
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # removed meanwhile by another process
+        return 0.0
+
+
+def _process_gone(record: dict[str, Any]) -> bool:
+    """Whether the process that ran an unfinished job has ended (only known on its own host)."""
+    if record.get("host") != HOST:
+        return False
+    try:
+        os.kill(int(record.get("pid", 0)), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, ValueError):  # alive under another user, or no pid: assume it runs
+        return False
+    return False
+
 
 class VideoJobs:
     """The job queue of one server; ``observe(job_id, fps)`` hears progress (metrics), with
@@ -71,6 +117,7 @@ class VideoJobs:
             principal.require("recognize", g)
         job = VideoJob(id=secrets.token_hex(8), gallery=gallery, gallery_id=g.id, clip=clip, every=every,
                        unknown_after_s=unknown_after_s, alert_unknown=alert_unknown, principal=principal)
+        self._write(job)
         with self._lock:
             self.jobs[job.id] = job
             self._forget_old()
@@ -80,13 +127,39 @@ class VideoJobs:
         self._queue.put(job.id)
         return job
 
-    def get(self, job_id: str, *, principal: Principal) -> VideoJob:
-        job = self.jobs.get(job_id)
+    def get(self, job_id: str, *, principal: Principal) -> VideoJob | StoredJob:
+        """A job of this process, else one another process sharing the data folder runs or ran."""
+        job: VideoJob | StoredJob | None = self.jobs.get(job_id) or self._read(job_id)
         if job is None or (principal.gallery_id is not None and principal.gallery_id != job.gallery_id):
             raise NotFoundError(f"video job {job_id!r} not found")
         with self.service.ctx.sessions() as session:
             principal.require("recognize", find_gallery(session, job.gallery, principal))
         return job
+
+    def _file(self, job_id: str) -> Path:
+        return self.folder / f"{job_id}.json"
+
+    def _read(self, job_id: str) -> StoredJob | None:
+        if not JOB_ID.match(job_id):
+            return None
+        try:
+            record = json.loads(self._file(job_id).read_text())
+        except (OSError, ValueError):
+            return None
+        answer = {k: record.get(k) for k in ("id", "gallery", "state", "frames", "total_frames", "fps", "error", "report")}
+        if answer["state"] in ("queued", "running") and _process_gone(record):
+            answer["state"], answer["error"] = "failed", "the server process running the job ended before it finished"
+        return StoredJob(gallery=str(record["gallery"]), gallery_id=int(record["gallery_id"]), answer=answer)
+
+    def _write(self, job: VideoJob) -> None:
+        """The job's state to its file, atomically (a reader never sees half a file)."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            part = self.folder / f".{job.id}.{os.getpid()}.part"
+            part.write_text(json.dumps(job.record(), default=float))
+            os.replace(part, self._file(job.id))
+        except OSError:  # the job goes on; only other processes' view of it lags
+            pass
 
     def new_clip_path(self, suffix: str) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -100,11 +173,17 @@ class VideoJobs:
 
     def _run_one(self, job: VideoJob) -> None:
         job.state = "running"
+        self._write(job)
         started = time.perf_counter()
+        written = [started]
 
         def progress(done: int, total: int | None) -> None:
             job.frames, job.total = done, total
-            job.fps = done / max(time.perf_counter() - started, 1e-9)
+            now = time.perf_counter()
+            job.fps = done / max(now - started, 1e-9)
+            if now - written[0] >= PROGRESS_WRITE_S:
+                written[0] = now
+                self._write(job)
             if self.observe:
                 self.observe(job.id, job.fps)
 
@@ -118,11 +197,21 @@ class VideoJobs:
         except Exception as exc:  # noqa: BLE001 - a job's failure is its result, not the worker's end
             job.error, job.state = f"internal error: {type(exc).__name__}: {exc}", "failed"
         finally:
+            self._write(job)
             job.clip.unlink(missing_ok=True)
             if self.observe:
                 self.observe(job.id, None)
 
     def _forget_old(self) -> None:
+        """Keep the newest ``KEEP_FINISHED`` finished jobs, in memory and on disk (every
+        process's: the oldest files go, whoever wrote them)."""
         finished = [j for j in self.jobs.values() if j.state in ("done", "failed")]
         for job in sorted(finished, key=lambda j: j.created)[:-KEEP_FINISHED or None]:
             del self.jobs[job.id]
+        for path in sorted(self.folder.glob("*.json"), key=_mtime)[:-KEEP_FINISHED or None]:
+            try:
+                done = json.loads(path.read_text()).get("state") in ("done", "failed")
+            except (OSError, ValueError):
+                continue
+            if done:
+                path.unlink(missing_ok=True)

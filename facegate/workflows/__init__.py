@@ -12,6 +12,8 @@ from facegate.workflows.alerts import AlertCenter, BackgroundWorker
 from facegate.workflows.exam import ExamService
 from facegate.workflows.lockout import LockoutGuard
 
+RETENTION_INTERVAL_S = 3600.0
+
 
 class Workflows:
     """Every workflow over one gallery service; what the API, CLI and web pages hold."""
@@ -26,15 +28,24 @@ class Workflows:
 
     def background_worker(self, interval_s: float = 0.5) -> BackgroundWorker:
         """Webhook delivery and missed re-verifications, run periodically beside the server, and
-        the automatic response to drift every ``auto_respond_interval_s``."""
-        from facegate.gallery.retention import apply_retention
-        from facegate.monitoring.auto import auto_respond, periodic
+        retention (hourly) and the automatic response to drift (every ``auto_respond_interval_s``).
 
-        jobs: list[Callable[[], object]] = [self.alerts.deliver_due, self.exams.sweep_missed,
-                                            periodic(3600.0, lambda: apply_retention(self.gallery.ctx), name="retention")]
+        Every server process runs one. Delivery and the sweep claim their rows one by one, so
+        two workers never act on the same alert or challenge; retention and the automatic
+        response run under a lease of ``job_leases``, on one worker at a time and once per
+        interval across them all."""
+        from facegate.gallery.retention import apply_retention
+        from facegate.monitoring.auto import auto_respond
+        from facegate.storage.leases import JobLeases
+
+        leases = JobLeases(self.gallery.ctx.sessions)
+        jobs: list[Callable[[], object]] = [
+            self.alerts.deliver_due, self.exams.sweep_missed,
+            leases.periodic("retention", RETENTION_INTERVAL_S, lambda: apply_retention(self.gallery.ctx)),
+        ]
         every = self.gallery.settings.auto_respond_interval_s
         if every > 0:
-            jobs.append(periodic(every, lambda: auto_respond(self.gallery), name="auto_respond"))
+            jobs.append(leases.periodic("auto_respond", every, lambda: auto_respond(self.gallery)))
         return BackgroundWorker(jobs, interval_s=interval_s)
 
 

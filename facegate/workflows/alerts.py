@@ -199,13 +199,19 @@ class AlertCenter:
 
     # -- delivery ---------------------------------------------------------------------------
     def _claim_due(self, now: dt.datetime, limit: int = 20) -> list[int]:
-        """Ids of pending alerts whose next attempt is due, each claimed for ``CLAIM_LEASE_S``."""
+        """Ids of pending alerts whose next attempt is due, each claimed for ``CLAIM_LEASE_S``.
+
+        Every server process runs this. The claim is an UPDATE conditional on the attempt time
+        this process read: a second process's UPDATE of the same alert waits for the first to
+        commit (PostgreSQL's row lock, SQLite's one writer), then matches no row because the
+        time moved. The rows are claimed in one total order (due time, then id) so two
+        processes claiming the same batch wait on each other instead of deadlocking."""
         claimed: list[int] = []
         with self.gs.ctx.sessions.begin() as session:
             due = session.execute(
                 select(Alert.id, Alert.next_attempt_at)
                 .where(Alert.delivery_status == "pending", Alert.next_attempt_at <= now)
-                .order_by(Alert.next_attempt_at)
+                .order_by(Alert.next_attempt_at, Alert.id)
                 .limit(limit)
             ).all()
             for alert_id, seen in due:
@@ -281,7 +287,7 @@ class AlertCenter:
 
 class BackgroundWorker:
     """A daemon thread running periodic jobs (webhook delivery, missed re-verifications)
-    beside the API server; stopped with the app."""
+    beside the API server, one per server process; stopped with the app."""
 
     def __init__(self, jobs: list[Callable[[], object]], interval_s: float = 0.5) -> None:
         self.jobs = jobs

@@ -14,7 +14,6 @@ all, and this module re-exports their public names.
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ from facegate.storage.models import (
     as_utc,
     utcnow,
 )
-from facegate.workflows import attendance
+from facegate.workflows import attendance, reverify
 from facegate.workflows.alerts import AlertCenter
 from facegate.workflows.exam_schemas import (
     ChallengeOut,
@@ -286,7 +285,7 @@ class ExamService:
             if kind == "reverify":
                 if not exam.online:
                     raise InvalidRequestError(f"exam session {code!r} is not online: it has no re-verifications")
-                challenge = self._due_challenge(session, exam.id, student_id, now)
+                challenge = reverify.due_challenge(session, exam.id, student_id, now)
                 if challenge is None:
                     raise ConflictError(f"no re-verification is due for {student_id!r} in {code!r}")
                 challenge_id = challenge.id
@@ -344,7 +343,7 @@ class ExamService:
                     details={"attendance_id": event.id, "kiosk": kiosk, "kind": kind, **alert.details},
                 )
             if kind == "checkin" and status == "present" and exam.online:
-                self._schedule_random(session, exam, student_id, now)
+                reverify.schedule_random(session, exam, student_id, now)
             return CheckinResult(
                 session=exam.code, student_id=student_id, kind=kind, status=status,
                 admitted=status == "present", message=message, score=event.score, threshold=event.threshold,
@@ -366,41 +365,16 @@ class ExamService:
     def _settle_challenge(
         session: Session, challenge_id: int | None, event_id: int, status: CheckinStatus, student_id: str
     ) -> list[CheckAlert]:
-        """Mark the answered challenge passed or failed; a failure is also a critical alert."""
-        challenge = session.get(ReverifyChallenge, challenge_id) if challenge_id is not None else None
-        if challenge is None:
-            raise NotFoundError(f"the re-verification challenge of {student_id!r} no longer exists")
-        challenge.status = "passed" if status == "present" else "failed"
-        challenge.attendance_id = event_id
+        """Mark the answered challenge passed or failed (unless another process settled it
+        first: then this answer is refused); a failure is also a critical alert."""
+        if challenge_id is None or not reverify.settle(session, challenge_id, "passed" if status == "present" else "failed",
+                                                       event_id):
+            raise ConflictError(f"the re-verification of {student_id!r} was settled meanwhile (missed or answered)")
         if status != "present":
             return [CheckAlert("reverify_failed", "critical", f"re-verification of {student_id} failed ({status})", {})]
         return []
 
     # -- online re-verification -------------------------------------------------------------
-    @staticmethod
-    def _due_challenge(session: Session, exam_id: int, student_id: str, now: dt.datetime) -> ReverifyChallenge | None:
-        pending = session.scalars(
-            select(ReverifyChallenge)
-            .where(ReverifyChallenge.session_id == exam_id, ReverifyChallenge.student_id == student_id,
-                   ReverifyChallenge.status == "pending")
-            .order_by(ReverifyChallenge.due_at)
-        )
-        return next((c for c in pending if as_utc(c.due_at) <= now <= as_utc(c.deadline)), None)
-
-    def _schedule_random(self, session: Session, exam: ExamSession, student_id: str, now: dt.datetime) -> None:
-        """Random moments between one minute from now and the end, unknown to the student."""
-        opts = session_out(exam)
-        start = max(now, opts.starts_at) + dt.timedelta(minutes=1)
-        span = (opts.ends_at - start).total_seconds() - opts.reverify_window_s
-        if opts.reverify_random == 0 or span <= 0:
-            return
-        for _ in range(opts.reverify_random):
-            due = start + dt.timedelta(seconds=secrets.randbelow(int(span)) + 1)
-            session.add(ReverifyChallenge(
-                session_id=exam.id, student_id=student_id, due_at=due,
-                deadline=due + dt.timedelta(seconds=opts.reverify_window_s), status="pending",
-            ))
-
     def request_reverification(
         self,
         gallery: str,
@@ -453,28 +427,9 @@ class ExamService:
             return [challenge_out(c) for c in rows if as_utc(c.due_at) <= now <= as_utc(c.deadline)]
 
     def sweep_missed(self, now: dt.datetime | None = None) -> int:
-        """Mark challenges past their deadline as missed: an attendance event and an alert each."""
-        now = now or utcnow()
-        missed = 0
-        with self.gs.ctx.sessions.begin() as session:
-            for c in session.scalars(select(ReverifyChallenge).where(ReverifyChallenge.status == "pending",
-                                                                     ReverifyChallenge.deadline < now)):
-                exam = session.get(ExamSession, c.session_id)
-                g = session.get(Gallery, exam.gallery_id) if exam is not None else None
-                if exam is None or g is None:  # cannot happen: both delete their challenges (cascade)
-                    continue
-                event = AttendanceEvent(session_id=exam.id, student_id=c.student_id, kind="reverify", status="missed",
-                                        kiosk="remote", details={"challenge_id": c.id}, created_at=now)
-                session.add(event)
-                session.flush()
-                c.status, c.attendance_id = "missed", event.id
-                self.alerts.raise_alert(
-                    session, g, "reverify_missed", f"[{exam.code}] {c.student_id} did not re-verify by "
-                    f"{as_utc(c.deadline).isoformat(timespec='seconds')}", severity="critical", subject=c.student_id,
-                    session_id=exam.id, details={"challenge_id": c.id, "attendance_id": event.id},
-                )
-                missed += 1
-        return missed
+        """Mark challenges past their deadline as missed, each claimed so that one server process
+        records its attendance event and alert (see :mod:`facegate.workflows.reverify`)."""
+        return reverify.sweep_missed(self.gs, self.alerts, now)
 
     # -- attendance ---------------------------------------------------------------------------
     def attendance_rows(self, gallery: str, code: str, *, principal: Principal) -> list[dict[str, Any]]:
