@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +24,17 @@ _DATABASE_URL = re.compile(r"^(sqlite:///.+|(postgresql|postgresql\+psycopg|post
 # MLflow stores FaceGate can talk to: a SQL store, a file store, a tracking server, Databricks.
 _MLFLOW_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "file", "http", "https", "databricks", "databricks-uc", "uc")
 _URI_SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9.-]*)(\+[A-Za-z0-9_]+)?:(?P<rest>.*)$")
+# Short names of onnxruntime execution providers (FACEGATE_ORT_PROVIDERS); a full name ending in
+# "ExecutionProvider" is accepted too.
+ORT_PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "rocm": "ROCMExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "directml": "DmlExecutionProvider",
+}
 
 
 class Settings(BaseSettings):
@@ -41,6 +52,10 @@ class Settings(BaseSettings):
     # independent branches of a graph at once (parallel execution mode when above 1).
     ort_intra_threads: int = Field(2, ge=1)
     ort_inter_threads: int = Field(1, ge=1)
+    # onnxruntime execution providers: "auto" (CUDA when onnxruntime-gpu is installed and lists it,
+    # CPU otherwise), "cpu", "cuda", or names in order of preference ("tensorrt,cuda,cpu"). A named
+    # provider that cannot start is an error, never a silent fall-back to CPU.
+    ort_providers: str = "auto"
     # Detection. Each detector's default score threshold (a caller may pass its own): SCRFD's
     # score is a probability. dlib HOG's score is an SVM margin on another scale (0 is dlib's own
     # default; the faces of the test photos score 0.5 to 2.4), so it has its own setting, not a
@@ -66,13 +81,23 @@ class Settings(BaseSettings):
     min_face_size: int = Field(20, ge=0)
     # Recognition.
     recognition_model: str = "arcface"
+    # Faces embedded per run of an onnxruntime recognition network. 0: automatic, all of a photo's
+    # faces in one batch (up to 32) on a GPU provider, one face per run on the CPU, where a batch
+    # of 4 faces took ~7% and one of 16 ~17% more CPU time than the same faces one by one
+    # (bench/README.md, engine). Templates are the same either way (to 1e-4, tests/test_batching.py).
+    embed_batch_size: int = Field(0, ge=0, le=1024)
     # Storage: empty means a SQLite file under data_dir; a postgresql:// URL uses pgvector.
     database_url: str = ""
     # Identification switches from exact search to the approximate index at this size.
-    ann_min_templates: int = Field(20_000, ge=0)
+    ann_min_templates: int = Field(10_000, ge=0)
     # Build a missing approximate index on a background thread and answer exactly meanwhile
-    # (a 100k-template usearch build takes minutes on 2 cores); False builds it in the search.
+    # (a million-template index takes a few minutes on 2 cores); False builds it in the search.
     ann_build_in_background: bool = True
+    # Threads for an index build (k-means and the first adds); searches run one thread each.
+    ann_build_threads: int = Field(2, ge=1, le=256)
+    # Where big galleries are searched on PostgreSQL: "memory", the in-process index every worker
+    # keeps current by the gallery version (as beside SQLite), or "pgvector", its HNSW index in SQL.
+    search_index: Literal["memory", "pgvector"] = "memory"
     # HTTP.
     max_upload_bytes: int = Field(25 * 1024 * 1024, gt=0)
     # An uploaded video clip (enrollment from a clip, a recognition job) is streamed to disk up to this size.
@@ -142,6 +167,12 @@ class Settings(BaseSettings):
             raise ValueError('must be rates such as "30/minute" or "20/second;1200/minute"') from None
         return value
 
+    @field_validator("ort_providers")
+    @classmethod
+    def _ort_providers(cls, value: str) -> str:
+        ort_provider_names(value)  # raises ValueError with the reason
+        return value
+
     @field_validator("mlflow_tracking_uri")
     @classmethod
     def _mlflow_uri(cls, value: str) -> str:
@@ -151,6 +182,30 @@ class Settings(BaseSettings):
                 "sqlite:///<path>, file:///<path>, http(s)://host:port or postgresql://..."
             )
         return value
+
+
+def ort_provider_names(value: str) -> list[str] | None:
+    """The onnxruntime providers a FACEGATE_ORT_PROVIDERS value names, in order of preference,
+    or None for ``auto`` (which ones are installed is checked when a session opens)."""
+    items = [item.strip() for item in value.split(",")]
+    if any(not item for item in items):
+        raise ValueError("must be auto, cpu, cuda or a comma-separated list of providers, without empty names")
+    if any(item.lower() == "auto" for item in items):
+        if len(items) > 1:
+            raise ValueError("auto chooses the providers itself and cannot be combined with others")
+        return None
+    names: list[str] = []
+    for item in items:
+        name = ORT_PROVIDER_ALIASES.get(item.lower()) or (item if item.endswith("ExecutionProvider") else None)
+        if name is None:
+            raise ValueError(
+                f"unknown provider {item!r}; use auto, {', '.join(ORT_PROVIDER_ALIASES)} "
+                "or an onnxruntime name such as CUDAExecutionProvider"
+            )
+        if name in names:
+            raise ValueError(f"{name} is named twice")
+        names.append(name)
+    return names
 
 
 def _plausible_mlflow_uri(value: str) -> bool:
