@@ -325,7 +325,7 @@ def test_verify_and_identify(live_api, fg):
     assert len(detected) > 3 and len(crowd.faces) == len(detected)
     assert all(f.decision == "unknown" and f.subject is None for f in crowd.faces)
 
-    # The approximate index (usearch beside SQLite, pgvector HNSW on PostgreSQL) agrees.
+    # The approximate index (in process, on both backends) agrees with exact search.
     service = live_api.service
     for exact in (True, False):
         result = service.identify("recog", PhotoInput("t.jpg", lfw("Raymond_Odierno", 2)), exact=exact, principal=SYSTEM)

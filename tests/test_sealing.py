@@ -35,7 +35,7 @@ def test_templates_probes_crops_and_index_are_sealed(tmp_path):
         service.create_gallery("g", settings=GallerySettings(store_crops=True), principal=SYSTEM)
         service.enroll("g", "yao", [photo], principal=SYSTEM)
         result = service.identify("g", PhotoInput("p.jpg", package_photo("players.jpg").read_bytes()), principal=SYSTEM)
-        assert any(f.subject == "yao" for f in result.faces)  # search works on sealed templates (usearch built)
+        assert any(f.subject == "yao" for f in result.faces)  # search works on sealed templates (index built)
         service.ctx.search.wait_for_builds(60)
         with service.ctx.sessions() as s:
             template = s.scalars(select(FaceTemplate.vector)).first()
@@ -52,7 +52,9 @@ def test_templates_probes_crops_and_index_are_sealed(tmp_path):
     for vector in [template, *probes]:
         assert np.asarray(vector, "<f4").tobytes()[:64] not in on_disk
     assert crop[:64] not in on_disk
-    for index_file in (tmp_path / "data" / "index").glob("*.usearch"):
+    index_files = list((tmp_path / "data" / "index").glob("*.scan"))
+    assert index_files, "the gallery's index was not saved: nothing to check"
+    for index_file in index_files:
         data = index_file.read_bytes()
         assert data.startswith(b"FGS1") and np.asarray(template, "<f4").tobytes()[:64] not in data
 

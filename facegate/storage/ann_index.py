@@ -32,6 +32,7 @@ DIMS_PER_CODE = 4
 # Candidates rescored exactly per query (bench/index_choice.py: see bench/README.md).
 DEFAULT_RERANK = 500
 TRAIN_SAMPLE = 65_536
+MIN_TRAIN = 256
 CHUNK_ROWS = 65_536
 # Rebuilt (in the background) once tombstones are this share of the rows, or the gallery has
 # grown this many times past the sample its codebook was trained on.
@@ -111,10 +112,16 @@ class ScanIndex:
         codes = faiss.IndexPQFastScan(d, max(1, d // DIMS_PER_CODE), 4, faiss.METRIC_INNER_PRODUCT)
         rng = np.random.default_rng(seed)
         sample = matrix if n <= TRAIN_SAMPLE else matrix[np.sort(rng.choice(n, TRAIN_SAMPLE, replace=False))]
+        if len(sample) < MIN_TRAIN:
+            # A tiny gallery (tests, ann_min_templates near 0): k-means needs 16 points a code;
+            # jittered copies give it those (the rescoring stays exact whatever the codes).
+            copies = -(-MIN_TRAIN // max(len(sample), 1))
+            sample = np.repeat(sample, copies, axis=0)
+            sample = sample + rng.normal(0, 0.01, sample.shape).astype(np.float32)
         faiss.omp_set_num_threads(max(1, threads))  # (process-wide: searches meanwhile may use them too)
         try:
             codes.train(np.ascontiguousarray(sample, np.float32))
-            index = cls(codes, d, len(sample))
+            index = cls(codes, d, min(n, TRAIN_SAMPLE))
             index.add(ids, subjects, matrix)
         finally:
             faiss.omp_set_num_threads(1)
