@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 BENCH_VENV ?= .venv-bench
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow bench install clean lint browser
+.PHONY: run test test-slow bench bench-scale install clean lint browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,10 +47,20 @@ $(BENCH_VENV)/.installed: $(STAMP)
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e . click
 	$(BENCH_VENV)/bin/python -m pip install --quiet --no-deps face_recognition
 	$(BENCH_VENV)/bin/python -m pip install --quiet scikit-image
+	# The insightface package, pointed at the same buffalo_s files by bench/bulk_enroll.py.
+	$(BENCH_VENV)/bin/python -m pip install --quiet insightface
 	touch $@
 
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python bench/engine.py
+
+out/lfw_all_arcface.npz: $(STAMP)
+	$(PY) bench/lfw_embeddings.py
+
+# Scale and speed in one run (about an hour on 2 cores): search at 10k/100k/1M on SQLite and
+# PostgreSQL, HTTP with 1 and 2 workers, profiles, then the engine and bulk-enrollment peers.
+bench-scale: $(BENCH_VENV)/.installed out/lfw_all_arcface.npz
+	$(PY) bench/scale.py --json out/scale.json
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) build *.egg-info
