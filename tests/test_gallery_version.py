@@ -114,3 +114,27 @@ def _ids(svc: GalleryService, gallery_id: int, subject: str | None = None) -> li
         if subject is not None:
             query = query.join(Subject, Subject.id == FaceTemplate.subject_id).where(Subject.external_id == subject)
         return [int(i) for i in session.scalars(query)]
+
+
+def test_a_search_behind_a_pruned_change_log_reloads_the_gallery(tmp_path):
+    """Retention drops the change log after a week; an index that old cannot catch up from it
+    and reads the gallery again: the answer is still current."""
+    import datetime as dt
+
+    from facegate.gallery.retention import apply_retention
+
+    svc = GalleryService(Settings(data_dir=tmp_path / "data", ann_min_templates=10**9), migrate=True)
+    try:
+        g = svc.create_gallery("p", principal=SYSTEM)
+        vectors = _vectors(3, seed=4)
+        svc.import_templates("p", [("a", "", vectors[0])], principal=SYSTEM)
+        with svc.ctx.sessions() as session:
+            assert svc.ctx.search.search(session, g.id, "arcface", vectors[:1], k=1)[0][0].score > 0.999
+        svc.import_templates("p", [("b", "", vectors[1])], principal=SYSTEM)
+        counts = apply_retention(svc.ctx, now=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=8))
+        assert counts["template_changes_deleted"] >= 2 and _log(svc, g.id, 0) == []
+        with svc.ctx.sessions() as session:
+            hit = svc.ctx.search.search(session, g.id, "arcface", vectors[1:2], k=1)[0][0]
+        assert hit.score > 0.999, "the change made after the cache's version was lost"
+    finally:
+        svc.close()

@@ -104,9 +104,9 @@ class Changes:
     matrix: np.ndarray
 
 
-def changes_since(session: Session, gallery_id: int, version: int, limit: int) -> Changes | None:
-    """The net change since ``version``; None when the log cannot say (pruned) or it is over
-    ``limit`` templates (a reload is cheaper)."""
+def changes_since(session: Session, gallery_id: int, version: int, limit: int, upto: int) -> Changes | None:
+    """The net change from ``version`` to (at least) ``upto``; None when the log cannot say
+    (pruned: a version missing) or it is over ``limit`` templates (a reload is cheaper)."""
     rows = session.execute(
         select(TemplateChange.version, TemplateChange.template_id, TemplateChange.op)
         .where(TemplateChange.gallery_id == gallery_id, TemplateChange.version > version)
@@ -116,7 +116,7 @@ def changes_since(session: Session, gallery_id: int, version: int, limit: int) -
     if len(rows) > limit:
         return None
     seen = sorted({int(r[0]) for r in rows})
-    if seen and seen != list(range(version + 1, seen[-1] + 1)):
+    if (seen[-1] if seen else version) < upto or (seen and seen != list(range(version + 1, seen[-1] + 1))):
         return None  # a gap: changes pruned from the log
     last: dict[int, str] = {}
     for _, template_id, op in rows:
@@ -235,7 +235,7 @@ class GallerySearch:
             if cache is None and want_ann:
                 cache = self._load_file(session, state)
             if cache is not None and cache.version < state.version:
-                changes = changes_since(session, state.id, cache.version, self._catch_up_limit(state))
+                changes = changes_since(session, state.id, cache.version, self._catch_up_limit(state), state.version)
                 if changes is None:
                     cache = None
                 else:
@@ -304,7 +304,7 @@ class GallerySearch:
     def _adopt(self, session: Session, state: GalleryState, cache: _GalleryCache, index: ScanIndex, built_at: int) -> None:
         """Take a finished build, caught up from the version it was built at."""
         if built_at < cache.version:
-            changes = changes_since(session, state.id, built_at, self._catch_up_limit(state))
+            changes = changes_since(session, state.id, built_at, self._catch_up_limit(state), cache.version)
             if changes is None:
                 self._start_build(state.id, cache)  # too much changed meanwhile: again
                 return
