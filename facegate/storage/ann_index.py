@@ -75,11 +75,16 @@ class _Chunks:
             start += take
 
     def take(self, rows: np.ndarray) -> np.ndarray:
+        if len(self.chunks) == 1:
+            return self.chunks[0][rows]
         out = np.empty((len(rows), self.dimension), np.float32)
-        which, offset = np.divmod(rows, CHUNK_ROWS)
-        for chunk in np.unique(which):
-            mask = which == chunk
-            out[mask] = self.chunks[int(chunk)][offset[mask]]
+        order = np.argsort(rows, kind="stable")
+        ordered = rows[order]
+        bounds = np.searchsorted(ordered, np.arange(len(self.chunks) + 1) * CHUNK_ROWS)
+        for number, chunk in enumerate(self.chunks):
+            lo, hi = bounds[number], bounds[number + 1]
+            if lo < hi:
+                out[order[lo:hi]] = chunk[ordered[lo:hi] - number * CHUNK_ROWS]
         return out
 
     def all(self) -> np.ndarray:
