@@ -126,7 +126,8 @@ def make_system(system: str):
                 assert face.template is not None
             return len(faces)
 
-        version = f"facegate {_dist_version('facegate')}, onnxruntime {_dist_version('onnxruntime')}"
+        where = ", ".join(f"{role} on {'+'.join(p)}" for role, p in engine.providers.items())
+        version = f"facegate {_dist_version('facegate')}, onnxruntime {_dist_version('onnxruntime')} ({where})"
         return detect, full, load_image, version
 
     if system == "face_recognition":

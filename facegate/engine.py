@@ -16,6 +16,7 @@ from facegate.alignment import ARCFACE_TEMPLATE
 from facegate.config import Settings, env_name, get_settings
 from facegate.detection import DETECTORS, Detection, create_detector
 from facegate.errors import ConfigurationError, ManyFacesError, NoFaceError
+from facegate.models.registry import resolve_providers
 from facegate.quality import QualityLimits, QualityReport, assess
 from facegate.recognition import RECOGNIZERS, Template, create_recognizer
 
@@ -110,11 +111,14 @@ class FaceEngine:
             intra_threads=self.settings.ort_intra_threads,
             inter_threads=self.settings.ort_inter_threads,
             edge_padding=self.settings.det_edge_padding,
+            providers=self.settings.ort_providers,
         )
         self.recognizer = create_recognizer(
             self.model_name,
             intra_threads=self.settings.ort_intra_threads,
             inter_threads=self.settings.ort_inter_threads,
+            providers=self.settings.ort_providers,
+            max_batch=self.settings.embed_batch_size or None,
         )
         self.quality_limits = quality_limits or QualityLimits()
         self._shape5: Any = None  # dlib's 5-point predictor, loaded on first use
@@ -127,6 +131,22 @@ class FaceEngine:
     @property
     def model_sha256(self) -> str:
         return self.recognizer.model_sha256
+
+    @property
+    def providers(self) -> dict[str, list[str]]:
+        """Where each model runs: the onnxruntime providers its session got
+        (``session.get_providers()``), or ``["dlib"]`` for dlib's own CPU code."""
+        return {
+            role: list(session.get_providers()) if session is not None else ["dlib"]
+            for role, session in (
+                ("detector", getattr(self.detector, "session", None)),
+                ("recognizer", getattr(self.recognizer, "session", None)),
+            )
+        }
+
+    def info(self) -> dict[str, Any]:
+        """What this engine is: model, detector and where each runs."""
+        return {"model": self.model_id, "detector": self.detector_name, "providers": self.providers}
 
     # -- detection ------------------------------------------------------------------------
     def detect(self, image: np.ndarray, score_threshold: float | None = None) -> list[Detection]:
@@ -244,6 +264,7 @@ class EnginePool:
         ):
             if value not in known:
                 raise ConfigurationError(f"{env_name(field)}: unknown name {value!r}; choose one of {', '.join(known)}")
+        resolve_providers(settings.ort_providers)  # CUDA asked for and not installed: say so at start-up
         self.settings = settings
         self._engines: dict[tuple[str, str], FaceEngine] = {}
         self._lock = threading.Lock()

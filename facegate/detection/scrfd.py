@@ -13,6 +13,10 @@ from facegate.models import onnx_session
 
 _STRIDES = (8, 16, 32)
 _ANCHORS_PER_CELL = 2
+_ANCHOR_CACHE_SIZE = 192  # grids kept: 3 strides of 64 input sizes
+# The small-face pass shrinks its view bilinearly when it shrinks it by less than this factor
+# (INTER_AREA otherwise, as every other shrink: a strong bilinear shrink aliases).
+_BILINEAR_SHRINK = 0.75
 # Score (a probability) below which a candidate is not a face, unless the caller says otherwise,
 # and the grey margin added on each side (a fraction of the width and height) so that faces cut
 # by the frame edge are found. Both measured by bench/detection_threshold.py: see
@@ -21,12 +25,18 @@ DEFAULT_SCORE_THRESHOLD = 0.65
 DEFAULT_EDGE_PADDING = 0.05
 
 
+def _stride_multiple(length: int) -> int:
+    """``length`` rounded up to a multiple of the largest stride (SCRFD's input constraint)."""
+    return int(math.ceil(length / float(_STRIDES[-1])) * _STRIDES[-1])
+
+
 class ScrfdDetector:
     """SCRFD-500MF with keypoints.
 
-    The network is fully convolutional, so the input size is chosen per image: the image is
-    letterboxed (top-left, no distortion) into a square whose side follows the image, between
-    ``min_side`` and ``max_side``. Upscaling a 250 px photo to 640 px makes its face larger
+    The network is fully convolutional, so the input size is chosen per image: the image's
+    longest side is scaled to a side that follows the image, between ``min_side`` and
+    ``max_side``, and letterboxed (top-left, no distortion) to the next multiple of 32 each
+    way, not to a square. Upscaling a 250 px photo to 640 px makes its face larger
     than the detector's biggest anchors and loses it (on LFW, ArcFace pairs measured 99.62%
     10-fold accuracy at a 256 input, 99.60% at 320); a tiny image (ORL, 92x112) is
     upscaled to ``min_side`` so its face lands in the anchors' range. A face that fills
@@ -54,8 +64,9 @@ class ScrfdDetector:
         intra_threads: int = 2,
         inter_threads: int = 1,
         edge_padding: float = DEFAULT_EDGE_PADDING,
+        providers: str | None = None,
     ) -> None:
-        self.session = onnx_session("scrfd_500m", intra_threads, inter_threads)
+        self.session = onnx_session("scrfd_500m", intra_threads, inter_threads, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
@@ -83,11 +94,23 @@ class ScrfdDetector:
         threshold = self.score_threshold if score_threshold is None else score_threshold
         h, w = image.shape[:2]
         view, pad_x, pad_y = self._with_edge_margin(image)
-        found = self._detect_once(view, self.input_side(*view.shape[:2]), threshold)
+        side = self.input_side(*view.shape[:2])
         longest = max(view.shape[:2])
         if self.small_face_side > self.max_side and max(h, w) > self.max_side:
-            side = int(math.ceil(min(longest, self.small_face_side) / 32.0) * 32)
-            found = self._merge(found + self._detect_once(view, side, threshold))
+            fine_side = _stride_multiple(min(longest, self.small_face_side))
+            # A slight shrink (a 1280x720 photo's 1408 px view to 1280) is bilinear: INTER_AREA at
+            # a non-integer factor took 4x longer, and found the same faces (bench/README.md).
+            slight = fine_side >= _BILINEAR_SHRINK * longest
+            fine = self._scaled(view, fine_side, shrink=cv2.INTER_LINEAR if slight else cv2.INTER_AREA)
+            # The first pass's image is shrunk from the second's when that one is shrunk too: the
+            # 1280 px view halves to 640 px in a fraction of a millisecond, where shrinking the
+            # whole view again took about as long as the network's 640 px pass.
+            coarse = self._scaled(view, side, source=fine if fine_side <= longest else view)
+            found = self._merge(
+                self._detect_once(view, side, threshold, coarse) + self._detect_once(view, fine_side, threshold, fine)
+            )
+        else:
+            found = self._detect_once(view, side, threshold)
         if pad_x or pad_y:
             found = self._back_to_image(found, pad_x, pad_y, h, w)
         if not found:
@@ -95,8 +118,8 @@ class ScrfdDetector:
         return found
 
     def input_side(self, height: int, width: int) -> int:
-        longest = max(height, width)
-        side = int(math.ceil(longest / 32.0) * 32)
+        """The first pass's longest side: the image's, to a multiple of 32, within the limits."""
+        side = _stride_multiple(max(height, width))
         return int(min(max(side, self.min_side), self.max_side))
 
     # -- internals ----------------------------------------------------------------------
@@ -155,17 +178,44 @@ class ScrfdDetector:
             det.extras["padded"] = True
         return found
 
-    def _detect_once(self, image: np.ndarray, side: int, threshold: float) -> list[Detection]:
+    def _scaled(
+        self, image: np.ndarray, side: int, source: np.ndarray | None = None, shrink: int = cv2.INTER_AREA
+    ) -> np.ndarray:
+        """``image`` with its longest side scaled to ``side``, resized from ``source`` (``image``
+        itself, or a version of it already scaled) with ``shrink`` when it gets smaller."""
+        source = image if source is None else source
         h, w = image.shape[:2]
         scale = side / max(h, w)
         new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        canvas = np.zeros((side, side, 3), dtype=np.uint8)
-        canvas[:new_h, :new_w] = cv2.resize(image, (new_w, new_h), interpolation=interp)
-        blob = (canvas.astype(np.float32) - 127.5) / 128.0
-        blob = blob.transpose(2, 0, 1)[None]
+        if source.shape[:2] == (new_h, new_w):
+            return source
+        interp = shrink if new_w < source.shape[1] else cv2.INTER_LINEAR
+        return cv2.resize(source, (new_w, new_h), interpolation=interp)
+
+    def _detect_once(
+        self, image: np.ndarray, side: int, threshold: float, scaled: np.ndarray | None = None
+    ) -> list[Detection]:
+        """One pass with the longest side scaled to ``side`` (``scaled``: that image, when the
+        caller made it already).
+
+        The scaled image is padded (black, right and below) to the next multiple of 32, the
+        largest stride, not to a ``side`` x ``side`` square: SCRFD takes any such size, and a
+        1280x720 photo costs a 1280x736 input instead of 1280x1280 (bench/README.md, engine).
+        """
+        h, w = image.shape[:2]
+        scale = side / max(h, w)
+        resized = self._scaled(image, side) if scaled is None else scaled
+        new_h, new_w = resized.shape[:2]
+        in_h, in_w = _stride_multiple(new_h), _stride_multiple(new_w)
+        if (in_h, in_w) != (new_h, new_w):
+            resized = cv2.copyMakeBorder(resized, 0, in_h - new_h, 0, in_w - new_w, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        # (pixel - 127.5) / 128, written straight into a contiguous NCHW float32 blob (onnxruntime
+        # copied the transposed view it was given before; cv2.dnn.blobFromImage measured slower).
+        blob = np.empty((1, 3, in_h, in_w), dtype=np.float32)
+        np.subtract(resized.transpose(2, 0, 1), np.float32(127.5), out=blob[0], dtype=np.float32)
+        blob *= np.float32(1.0 / 128.0)
         outputs = self.session.run(None, {self.input_name: blob})
-        boxes, scores, kpss = self._decode(outputs, side, threshold)
+        boxes, scores, kpss = self._decode(outputs, in_h, in_w, threshold)
         if scores.size == 0:
             return []
         boxes /= scale
@@ -181,32 +231,34 @@ class ScrfdDetector:
                 score=float(scores[i]),
                 landmarks=kpss[i].reshape(5, 2).astype(np.float32),
                 detector=self.name,
-                extras={"input_side": side},
+                extras={"input_side": side, "input_size": [in_w, in_h]},
             )
             if det.size >= self.min_face_size:
                 found.append(det)
         return found
 
-    def _anchors(self, side: int, stride: int) -> np.ndarray:
-        key = (side, side, stride)
+    def _anchors(self, height: int, width: int, stride: int) -> np.ndarray:
+        """Anchor centres of one stride's grid, row by row, ``_ANCHORS_PER_CELL`` per cell."""
+        key = (height, width, stride)
         with self._lock:
             centers = self._anchor_cache.get(key)
             if centers is None:
-                cells = side // stride
-                ys, xs = np.mgrid[:cells, :cells]
+                ys, xs = np.mgrid[: height // stride, : width // stride]
                 centers = (np.stack([xs, ys], axis=-1).astype(np.float32) * stride).reshape(-1, 2)
                 centers = np.repeat(centers, _ANCHORS_PER_CELL, axis=0)
+                if len(self._anchor_cache) >= _ANCHOR_CACHE_SIZE:  # input sizes now vary both ways
+                    self._anchor_cache.clear()
                 self._anchor_cache[key] = centers
         return centers
 
-    def _decode(self, outputs: list[np.ndarray], side: int, threshold: float):
+    def _decode(self, outputs: list[np.ndarray], height: int, width: int, threshold: float):
         boxes_all, scores_all, kps_all = [], [], []
         count = len(_STRIDES)
         for idx, stride in enumerate(_STRIDES):
             scores = outputs[idx].reshape(-1)
             bbox = outputs[idx + count].reshape(-1, 4) * stride
             kps = outputs[idx + 2 * count].reshape(-1, 10) * stride
-            centers = self._anchors(side, stride)
+            centers = self._anchors(height, width, stride)
             mask = scores >= threshold
             if not mask.any():
                 continue

@@ -11,11 +11,15 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import importlib.util
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from facegate.errors import FaceGateError, ModelChecksumError, ModelNotFoundError
+from facegate.config import env_name, get_settings, ort_provider_names
+from facegate.errors import ConfigurationError, FaceGateError, ModelChecksumError, ModelNotFoundError
+
+log = logging.getLogger(__name__)
 
 NON_COMMERCIAL = "non-commercial research only (InsightFace buffalo_s model pack)"
 DLIB_COMMERCIAL = "commercial use allowed (dlib model, CC0 / Boost licence; trained on data without use restrictions)"
@@ -176,14 +180,55 @@ def verified_path(key: str, path: Path | None = None) -> Path:
         return target
 
 
-def onnx_session(key: str, intra_threads: int, inter_threads: int = 1, path: Path | None = None):
-    """An onnxruntime CPU session with explicit thread counts (the default would grab all cores).
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+# The providers each model's most recent session in this process runs on (session.get_providers()).
+_session_providers: dict[str, list[str]] = {}
 
-    Inter-op threads only run in parallel execution mode, so more than one turns it on; one
-    keeps the sequential mode (same results either way: only independent nodes overlap).
+
+def resolve_providers(setting: str) -> list[str]:
+    """The onnxruntime providers a ``FACEGATE_ORT_PROVIDERS`` value asks for, best first.
+
+    ``auto``: CUDA then CPU when this onnxruntime lists CUDA (onnxruntime-gpu), CPU otherwise.
+    Named providers must all be available, or a :class:`ConfigurationError` says which is not:
+    asking for CUDA on a CPU-only install is a mistake to report, not to paper over. CPU is
+    always last, for the operators a GPU provider does not implement.
     """
     import onnxruntime as ort
 
+    available = ort.get_available_providers()
+    try:
+        wanted = ort_provider_names(setting)
+    except ValueError as exc:
+        raise ConfigurationError(f"{env_name('ort_providers')}: {exc}") from None
+    if wanted is None:
+        return [CUDA, CPU] if CUDA in available else [CPU]
+    missing = [name for name in wanted if name not in available]
+    if missing:
+        hint = " (install onnxruntime-gpu instead of onnxruntime for CUDA)" if CUDA in missing else ""
+        raise ConfigurationError(
+            f"{env_name('ort_providers')}: {', '.join(missing)} not available in onnxruntime "
+            f"{ort.__version__}, which has {', '.join(available)}{hint}; use auto or cpu"
+        )
+    return wanted if CPU in wanted else [*wanted, CPU]
+
+
+def onnx_session(
+    key: str, intra_threads: int, inter_threads: int = 1, path: Path | None = None, providers: str | None = None
+):
+    """An onnxruntime session with explicit thread counts (the default would grab all cores) on
+    the providers ``providers`` names (a ``FACEGATE_ORT_PROVIDERS`` value; None: the process
+    settings'), see :func:`resolve_providers`.
+
+    Inter-op threads only run in parallel execution mode, so more than one turns it on; one
+    keeps the sequential mode (same results either way: only independent nodes overlap).
+    onnxruntime falls back to CPU when a GPU provider fails to start (missing CUDA libraries):
+    for providers named explicitly that is an error here; with ``auto`` a warning.
+    """
+    import onnxruntime as ort
+
+    setting = get_settings().ort_providers if providers is None else providers
+    requested = resolve_providers(setting)
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_threads
     options.inter_op_num_threads = inter_threads
@@ -193,9 +238,27 @@ def onnx_session(key: str, intra_threads: int, inter_threads: int = 1, path: Pat
     # No busy-waiting between operators: on a shared 2-core machine a spinning worker
     # thread fights the other process for the core and the embedding gets ~2x slower.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(
-        str(verified_path(key, path)), sess_options=options, providers=["CPUExecutionProvider"]
-    )
+    session = ort.InferenceSession(str(verified_path(key, path)), sess_options=options, providers=requested)
+    got = list(session.get_providers())
+    lost = [name for name in requested if name not in got]
+    if lost:
+        message = (
+            f"onnxruntime could not start {', '.join(lost)} for {key} (it runs on {', '.join(got)}); "
+            "check the CUDA and cuDNN libraries onnxruntime-gpu needs"
+        )
+        if ort_provider_names(setting) is not None:
+            raise ConfigurationError(f"{env_name('ort_providers')}: {message}, or use auto or cpu")
+        log.warning("%s; running on %s", message, ", ".join(got))
+    with _lock:
+        _session_providers[key] = got
+    log.info("onnxruntime session %s on %s (%s=%s)", key, ", ".join(got), env_name("ort_providers"), setting)
+    return session
+
+
+def session_providers() -> dict[str, list[str]]:
+    """The providers the latest session of each model opened in this process runs on."""
+    with _lock:
+        return {key: list(value) for key, value in _session_providers.items()}
 
 
 def model_rows() -> list[dict[str, object]]:
