@@ -28,6 +28,21 @@ def _model_rows() -> list[dict[str, Any]]:
     return model_rows()
 
 
+def _providers_line() -> str:
+    """Where the ONNX models will run (FACEGATE_ORT_PROVIDERS), and what this onnxruntime offers."""
+    import onnxruntime as ort
+
+    from facegate.config import get_settings
+    from facegate.models.registry import resolve_providers
+
+    setting = get_settings().ort_providers
+    try:
+        chosen = ", ".join(resolve_providers(setting))
+    except FaceGateError as exc:
+        chosen = f"[red]{exc.message}[/]"
+    return (f"onnxruntime providers ({setting}): {chosen}; available: {', '.join(ort.get_available_providers())}")
+
+
 def models(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON with the full licence texts.")] = False,
 ) -> None:
@@ -44,6 +59,7 @@ def models(
             check = row["checksum"] if row["checksum"] != "ok" else f"ok {row['sha256'][:12]}"
             table.add_row(row["key"], row["role"], use, check, row["licence"])
         out.print(table)
+        out.print(_providers_line())
     if any(r["checksum"] not in ("ok", "built in") for r in rows):
         raise typer.Exit(code=1)
 
