@@ -93,8 +93,10 @@ class Settings(BaseSettings):
     # Build a missing approximate index on a background thread and answer exactly meanwhile
     # (a million-template index takes a few minutes on 2 cores); False builds it in the search.
     ann_build_in_background: bool = True
-    # Threads for an index build (k-means and the first adds); searches run one thread each.
-    ann_build_threads: int = Field(2, ge=1, le=256)
+    # OpenMP threads for an index build; searches run one thread each. 1 by default: with the
+    # other core busy (serving), 2 threads made a 10k build 5x slower (2.7 s -> 14.7 s), each
+    # k-means step waiting for the descheduled thread.
+    ann_build_threads: int = Field(1, ge=1, le=256)
     # Where big galleries are searched on PostgreSQL: "memory", the in-process index every worker
     # keeps current by the gallery version (as beside SQLite), or "pgvector", its HNSW index in SQL.
     search_index: Literal["memory", "pgvector"] = "memory"

@@ -190,7 +190,7 @@ class GallerySearch:
         build_in_background: bool = True,
         sealer: Sealer | None = None,
         search_index: str = "memory",
-        build_threads: int = 2,
+        build_threads: int = 1,
     ) -> None:
         self.index_dir = index_dir
         self.sealer = sealer  # the saved index holds the templates: sealed like them
