@@ -47,7 +47,12 @@ def build(c: Candidate, matrix: np.ndarray, threads: int) -> None:
     n, d = matrix.shape
     nlist = int(max(64, min(16384, 4 * np.sqrt(n))))
     started = time.perf_counter()
-    if c.name.startswith("ivf"):
+    if c.name == "facegate-scan":  # FaceGate's own index class, as the service uses it
+        from facegate.storage.ann_index import ScanIndex
+
+        index = ScanIndex.build(np.arange(n), np.arange(n), matrix, threads=1)
+        c.nbytes = index.nbytes
+    elif c.name.startswith("ivf"):
         quantizer = faiss.IndexFlatIP(d)
         if c.name == "ivf-flat":
             index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
@@ -89,6 +94,9 @@ def build(c: Candidate, matrix: np.ndarray, threads: int) -> None:
 def search(c: Candidate, q: np.ndarray, param: int) -> tuple[np.ndarray, np.ndarray]:
     import faiss
 
+    if c.name == "facegate-scan":
+        scores, ids, _ = c.index.search(q, K, rerank=param)  # type: ignore[attr-defined]
+        return ids[0], scores[0]
     if c.name.startswith("usearch"):
         m = c.index.search(q, K, exact=False)  # type: ignore[attr-defined]
         return np.atleast_2d(m.keys)[0].astype(np.int64), 1.0 - np.atleast_2d(m.distances)[0]
@@ -122,6 +130,7 @@ def main() -> None:
     from facegate.gallery.schemas import GallerySettings
 
     every = {
+        "facegate-scan": [100, 500, 2000],
         "ivf-flat": [8, 16, 32, 64, 128],
         "ivf-fp16": [16, 32, 64, 128],
         "ivf-sq8-refine": [16, 32, 64, 128],
