@@ -531,7 +531,7 @@ def test_concurrent_enroll_and_identify(live_api, fg):
 TABLES = {
     "alembic_version", "galleries", "api_keys", "subjects", "face_templates", "face_crops", "decisions",
     "exam_sessions", "attendance", "reverify_challenges", "alerts", "failed_attempts", "lockouts", "accounts",
-    "ops_actions", "operators", "operator_sessions", "liveness_challenges",
+    "ops_actions", "operators", "operator_sessions", "liveness_challenges", "template_changes", "job_leases",
 }
 HEAD = "0006"
 
