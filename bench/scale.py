@@ -312,6 +312,28 @@ async def _load(base: str, key: str, kind: str, probes: list, n: int, concurrenc
             "p99": float(np.percentile(a, 99)), "rps": n / wall, "errors": errors}
 
 
+def models_alone() -> str:
+    """The two networks of a verify alone, through FaceGate's own sessions (same threads and
+    options): SCRFD at 640x480, ArcFace on one 112x112 face. Their sum bounds a verify from below."""
+    from facegate.config import get_settings
+    from facegate.models.registry import onnx_session
+
+    lines = []
+    for key, shape in (("scrfd_500m", (1, 3, 480, 640)), ("arcface_mbf", (1, 3, 112, 112))):
+        settings = get_settings()
+        session = onnx_session(key, settings.ort_intra_threads, settings.ort_inter_threads)
+        feed = {session.get_inputs()[0].name: np.random.default_rng(0).random(shape, dtype=np.float32)}
+        for _ in range(5):
+            session.run(None, feed)
+        times = []
+        for _ in range(30):
+            t = time.perf_counter()
+            session.run(None, feed)
+            times.append((time.perf_counter() - t) * 1000)
+        lines.append(f"  {key} {shape[2]}x{shape[3]} alone: {fmt(percentiles(times))}")
+    return "\n".join(lines)
+
+
 def profile_verify(lfw) -> str:
     """Where a verify spends its time in process (decode, detection, embedding, decision)."""
     from facegate.config import Settings
@@ -390,6 +412,8 @@ def main() -> None:
             print("\n######## profile: verify in process")
             report["verify_profile"] = profile_verify(lfw)
             print(report["verify_profile"])
+            report["models_alone"] = models_alone()
+            print(report["models_alone"])
     print(f"\npeak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB; "
           f"{load_warning()}", flush=True)
     if args.json:
