@@ -332,15 +332,34 @@ def test_saved_index_is_loaded_and_caught_up(tmp_path, request, monkeypatch):
     extra = structured(2, 1, seed=42).vectors
     writer = make_service("sqlite", tmp_path / "data", request, ann_min_templates=10**9)  # exact: builds nothing
     writer.import_templates("g", [("late", "", extra[0])], principal=SYSTEM)
-    writer.delete_subject("g", external_id(0), principal=SYSTEM)
 
     built = _count_builds(monkeypatch)
     second = make_service("sqlite", tmp_path / "data", request, **SMALL)
     top = _top(search(second, gallery_id, extra[:1])[0])
     assert built == [], "the saved index was rebuilt instead of loaded"
     assert top[1] == subject_id(second, gallery_id, "late") and top[2] > 0.999
+
+
+def test_erasure_deletes_the_saved_index_that_holds_the_templates(tmp_path, request, monkeypatch):
+    """The saved index holds every template it was built from: erasing a subject deletes the
+    file (in the process that erased, whether or not it searches), and the next start builds a
+    new one without the erased templates."""
+    first = make_service("sqlite", tmp_path / "data", request, **SMALL)
+    data = structured(300, 3, seed=18)
+    gallery_id = load_gallery(first, "g", data)
+    search(first, gallery_id, data.queries[:1])
+    first.close()
+    saved = tmp_path / "data" / "index" / f"gallery_{gallery_id}.scan"
+    assert saved.exists()
+    writer = make_service("sqlite", tmp_path / "data", request, ann_min_templates=10**9)  # exact: builds nothing
+    writer.delete_subject("g", external_id(0), principal=SYSTEM)
+    assert not saved.exists(), "the erased templates are still in the saved index"
+
+    built = _count_builds(monkeypatch)
+    second = make_service("sqlite", tmp_path / "data", request, **SMALL)
     gone = data.vectors[data.owners == 0]
     assert all(h.subject_id != 1 for v in gone for h in search(second, gallery_id, v[None])[0])
+    assert built == [897] and saved.exists()
 
 
 def test_saved_index_of_another_database_is_rebuilt(tmp_path, request, monkeypatch):
@@ -462,3 +481,29 @@ def test_pgvector_search_never_comes_back_short_when_galleries_share_the_table(t
     for row, reference in zip(hits, exact):
         assert row[0].template_id == reference[0].template_id and row[0].score > 0.999
         np.testing.assert_allclose([h.score for h in row], [h.score for h in reference], atol=1e-5)
+
+
+def test_a_process_waits_for_anothers_build_and_takes_its_file(tmp_path, request, monkeypatch):
+    """Two workers of one host: while one builds a gallery's index (holding the lock file), the
+    other waits, then takes the file it saved instead of building the same index again."""
+    import fcntl
+
+    built = _count_builds(monkeypatch)
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    builder = make_service("sqlite", tmp_path / "data", request, database_url=url, **SMALL)
+    waiter = make_service("sqlite", tmp_path / "data", request, database_url=url, ann_build_in_background=True, **SMALL)
+    data = structured(300, 3, seed=19)
+    gallery_id = load_gallery(builder, "g", data)
+    lock_path = tmp_path / "data" / "index" / f"gallery_{gallery_id}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+b") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # "another process" is building
+        first = search(waiter, gallery_id, data.queries[:3])  # answered exactly meanwhile
+        assert not waiter.ctx.search.wait_for_builds(timeout=1), "the waiter built instead of waiting"
+        search(builder, gallery_id, data.queries[:1])  # the builder builds and saves (inline)
+    assert waiter.ctx.search.wait_for_builds(timeout=60)
+    again = search(waiter, gallery_id, data.queries[:3])
+    assert waiter.ctx.search._caches[gallery_id].ann is not None
+    assert built == [900], "the same index was built twice"
+    assert [_top(h)[:2] for h in again] == [_top(h)[:2] for h in first]
+    np.testing.assert_allclose([_top(h)[2] for h in again], [_top(h)[2] for h in first], atol=1e-5)

@@ -126,7 +126,7 @@ def delete_gallery(ctx: GalleryContext, name: str, principal: Principal) -> None
         gallery = find_gallery(session, name, principal)
         gallery_id = gallery.id
         session.delete(gallery)
-    ctx.search.invalidate(gallery_id)
+    ctx.search.forget(gallery_id)  # its index, in memory and on disk (it holds the templates)
     erasure.flush_freed_bytes(ctx.db)
 
 
@@ -207,7 +207,7 @@ def delete_subject(ctx: GalleryContext, gallery: str, external_id: str, principa
         erasure.erase_traces(session, g.id, external_id)
         erasure.erase_exam_rosters(session, g.id, external_id)
         gallery_id = g.id
-    ctx.search.invalidate(gallery_id)
+    ctx.search.drop_saved(gallery_id)  # the saved index holds its templates
     erasure.flush_freed_bytes(ctx.db)
     return len(template_ids)
 
@@ -254,4 +254,4 @@ def delete_face(ctx: GalleryContext, gallery: str, external_id: str, face_id: in
             raise NotFoundError(f"face {face_id} not found for subject {external_id!r}")
         session.delete(template)
         gallery_id = g.id
-    ctx.search.invalidate(gallery_id)
+    ctx.search.drop_saved(gallery_id)  # the saved index holds the template

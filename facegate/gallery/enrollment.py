@@ -96,8 +96,6 @@ def enroll(
     # none of whose photos passes, or a request killed before one did, leaves nothing behind.
     target = _Target(g, subject_id, engine, gallery_settings(g), face_index, external_id, display_name, attributes)
     results = [enroll_one(ctx, target, item) for item in items]
-    if any(i.status == "accepted" for i in results):
-        ctx.search.invalidate(g.id)
     report = EnrollReport(
         subject=external_id,
         created_subject=target.created,
@@ -297,8 +295,6 @@ def import_templates(
             )
         for start in range(0, len(payload), 5000):
             session.execute(insert(FaceTemplate), payload[start : start + 5000])
-        gallery_id = g.id
-    ctx.search.invalidate(gallery_id)
     return len(rows)
 
 

@@ -62,7 +62,7 @@ def switch_model(
         previous = f"{g.model_id}@{g.model_sha256[:12]}"
         g.model_id, g.model_sha256, g.detector = engine.model_id, engine.model_sha256, detector or g.detector
         gallery_id = g.id
-    ctx.search.invalidate(gallery_id)
+    ctx.search.drop_saved(gallery_id)  # every template of the old model is gone
     log_decision(ctx, gallery_id, "switch_model", "switched", None, details={
         "from": previous, "to": f"{engine.model_id}@{engine.model_sha256[:12]}", "without_template": missing})
     return {"gallery": gallery, "from": previous, "to": engine.model_id, "subjects_reenrolled": len(staged),

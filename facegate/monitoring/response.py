@@ -308,7 +308,6 @@ def apply_refresh(service: GalleryService, g: Gallery, plan: RefreshPlan, trigge
         )
         session.add(action)
         session.flush()
-    service.ctx.search.invalidate(g.id)
     return action
 
 
@@ -409,8 +408,6 @@ def revert_action(service: GalleryService, action_id: int, *, principal: Princip
         kind, details = action.kind, dict(action.details or {})
     if kind == KIND_REFRESH:
         outcome = _revert_refresh(service, action_id, details)
-        if gallery is not None:
-            service.ctx.search.invalidate(gallery.id)
     elif kind == KIND_RECALIBRATE:
         outcome = _revert_recalibration(service, details)
     else:

@@ -43,8 +43,6 @@ PGVECTOR_EF_SEARCH = 600
 # A catch-up larger than this share of the gallery reloads it instead (one read of everything
 # beats many reads by id).
 MAX_CATCH_UP_SHARE = 0.2
-# How often a process that did not build a gallery's index looks for the file another built.
-LOOK_FOR_FILE_S = 5.0
 FILE_FORMAT = 1
 
 
@@ -142,7 +140,6 @@ class _GalleryCache:
     subjects: np.ndarray  # subject of each id
     matrix: np.ndarray | None  # float32 rows of ``ids``; None once ``ann`` holds the vectors
     ann: ScanIndex | None = None
-    last_file_look: float = 0.0
 
     @property
     def version(self) -> int:
@@ -233,13 +230,15 @@ class GallerySearch:
             if cache is not None and cache.state.identity != state.identity:
                 cache = None  # the gallery was deleted and another made with its id
             if cache is None and want_ann:
-                cache = self._load_file(session, state)
+                cache = self._load_file(state)
             if cache is not None and cache.version < state.version:
                 changes = changes_since(session, state.id, cache.version, self._catch_up_limit(state), state.version)
                 if changes is None:
                     cache = None
                 else:
                     cache.apply(changes, state)
+                    if len(changes.removed) and cache.ann is not None:
+                        self.drop_saved(state.id)  # (re-added ids count too: their old vectors are in it)
             if cache is None:
                 cache = self._reload(session, state)
             self._caches[state.id] = cache
@@ -252,14 +251,20 @@ class GallerySearch:
                 self._start_build(state.id, cache)
             return cache
 
-    def invalidate(self, gallery_id: int) -> None:
-        """Kept for callers that wrote templates: the gallery version already tells every cache."""
-
     def forget(self, gallery_id: int) -> None:
-        """Drop everything held for a gallery (when it is deleted)."""
+        """Drop everything held for a deleted gallery, its saved index file included (it holds
+        the templates; the next gallery given this id would not trust it anyway)."""
         with self._lock:
             self._caches.pop(gallery_id, None)
             self._pending.pop(gallery_id, None)
+        self.drop_saved(gallery_id)
+
+    def drop_saved(self, gallery_id: int) -> None:
+        """Delete the gallery's saved index: templates were removed (an erasure), and the file
+        still holds them. The next start (or rebuild) writes a new one."""
+        path = self._path(gallery_id)
+        if path is not None:
+            path.unlink(missing_ok=True)
 
     def wait_for_builds(self, timeout: float | None = None) -> bool:
         """Wait for the background index builds under way; True when none is left."""
@@ -310,12 +315,14 @@ class GallerySearch:
                 return
             index.remove(changes.removed)
             index.add(changes.ids, changes.subjects, changes.matrix)
+            if len(changes.removed):
+                self.drop_saved(state.id)  # saved from rows since erased
         cache.hold(index)
 
     def _start_build(self, gallery_id: int, cache: _GalleryCache) -> None:
         """Build an index of ``cache``'s templates on a thread; searches stay as they are until
-        it is adopted. Only one process builds a gallery at a time (a lock file beside it):
-        the others load the file it saves."""
+        it is adopted. Only one process builds a gallery at a time (a lock file beside it): the
+        others wait for the lock, then take the file it saved instead of building again."""
         with self._lock:
             if gallery_id in self._builds or self._closed:
                 return
@@ -327,26 +334,30 @@ class GallerySearch:
 
     def _build(self, gallery_id: int, snapshot) -> None:
         state, ids, subjects, matrix, ann = snapshot
-        lock = self._file_lock(gallery_id)
+        lock = self._file_lock(gallery_id)  # waits while another process builds this gallery
         try:
-            if lock is False:
-                return  # another process builds it; the file will come
-            if matrix is None and ann is not None:
-                # A rebuild (tombstones, growth): the live rows, perhaps newer than ``state``;
-                # the catch-up at adoption replays those changes harmlessly.
-                ids, subjects, matrix = ann.live()
-            started = time.perf_counter()
-            index = ScanIndex.build(ids, subjects, matrix, threads=self.build_threads)
-            logger.info("gallery %s: index of %d templates built in %.1f s", gallery_id, len(ids),
-                        time.perf_counter() - started)
-            self._save_file(state, index)
+            saved = self._read_file(gallery_id, state.identity)
+            if saved is not None and saved[0] >= state.version and not saved[1].worn():
+                # Built meanwhile by another process (or before): newer changes are replayed at adoption.
+                version, index = saved
+            else:
+                if matrix is None and ann is not None:
+                    # A rebuild (tombstones, growth): the live rows, perhaps newer than ``state``;
+                    # the catch-up at adoption replays those changes harmlessly.
+                    ids, subjects, matrix = ann.live()
+                started = time.perf_counter()
+                index = ScanIndex.build(ids, subjects, matrix, threads=self.build_threads)
+                logger.info("gallery %s: index of %d templates built in %.1f s", gallery_id, len(ids),
+                            time.perf_counter() - started)
+                self._save_file(state, index)
+                version = state.version
             with self._lock:
                 if not self._closed:
-                    self._pending[gallery_id] = _Pending(state.version, index)
+                    self._pending[gallery_id] = _Pending(version, index)
         except Exception:  # searches go on as they were; the next one tries again
             logger.exception("building the index of gallery %s failed", gallery_id)
         finally:
-            if lock not in (None, False):
+            if lock is not None:
                 lock.close()
             with self._lock:
                 self._builds.pop(gallery_id, None)
@@ -356,18 +367,14 @@ class GallerySearch:
         return None if self.index_dir is None else self.index_dir / f"gallery_{gallery_id}.scan"
 
     def _file_lock(self, gallery_id: int):
-        """An open, exclusively locked file (held while building); False when another process
-        holds it; None without an index folder."""
+        """An open file, exclusively locked (held while building; waits for another process that
+        holds it); None without an index folder."""
         path = self._path(gallery_id)
         if path is None:
             return None
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(path.with_suffix(".lock"), "a+b")  # noqa: SIM115 - held across the build
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            return False
+        fcntl.flock(handle, fcntl.LOCK_EX)
         return handle
 
     def _save_file(self, state: GalleryState, index: ScanIndex) -> None:
@@ -384,10 +391,20 @@ class GallerySearch:
         tmp.write_bytes(self.sealer.seal(data, b"gallery-index") if self.sealer is not None else data)
         os.replace(tmp, path)  # readers see the old file or the new one, never half of one
 
-    def _load_file(self, session: Session, state: GalleryState) -> _GalleryCache | None:
-        """The saved index of this gallery when it is of this gallery and the change log can
-        bring it up to date; None otherwise (then the gallery is read and indexed again)."""
-        path = self._path(state.id)
+    def _load_file(self, state: GalleryState) -> _GalleryCache | None:
+        """The saved index of this gallery when it is not newer than the database (the change
+        log then brings it up to date, or tells that it cannot); None otherwise."""
+        saved = self._read_file(state.id, state.identity)
+        if saved is None or saved[0] > state.version:
+            return None
+        version, index = saved
+        empty = np.zeros(0, np.int64)
+        return _GalleryCache(GalleryState(state.id, version, len(index), state.identity), empty, empty, None, index)
+
+    def _read_file(self, gallery_id: int, identity: str) -> tuple[int, ScanIndex] | None:
+        """(version, index) saved for this gallery (same id and identity); None when there is
+        none, or it is damaged or sealed with a key this service lacks (then it is rebuilt)."""
+        path = self._path(gallery_id)
         if path is None or not path.exists():
             return None
         try:
@@ -395,21 +412,15 @@ class GallerySearch:
             if self.sealer is not None:
                 data = self.sealer.open(data, b"gallery-index")
             elif is_sealed(data):
-                return None  # sealed by a service with a key this one lacks: rebuild
+                return None
             saved = np.load(io.BytesIO(data))
             stamp = json.loads(saved["stamp"].tobytes())
-            if (stamp.get("format"), stamp.get("gallery"), stamp.get("identity")) != (FILE_FORMAT, state.id,
-                                                                                         state.identity):
+            if (stamp.get("format"), stamp.get("gallery"), stamp.get("identity")) != (FILE_FORMAT, gallery_id, identity):
                 return None
-            if stamp["version"] > state.version:
-                return None
-            index = ScanIndex.from_bytes(saved["index"].tobytes())
+            return int(stamp["version"]), ScanIndex.from_bytes(saved["index"].tobytes())
         except Exception:  # noqa: BLE001 - a damaged file (or sealed with another key) is rebuilt
-            logger.warning("the saved index of gallery %s is unreadable; rebuilding", state.id)
+            logger.warning("the saved index of gallery %s is unreadable; rebuilding", gallery_id)
             return None
-        empty = np.zeros(0, np.int64)
-        return _GalleryCache(GalleryState(state.id, int(stamp["version"]), len(index), state.identity), empty, empty,
-                             None, index)
 
     # -- searching ----------------------------------------------------------------------------
     @staticmethod
