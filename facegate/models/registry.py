@@ -238,7 +238,16 @@ def onnx_session(
     # No busy-waiting between operators: on a shared 2-core machine a spinning worker
     # thread fights the other process for the core and the embedding gets ~2x slower.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(verified_path(key, path)), sess_options=options, providers=requested)
+    model_path = verified_path(key, path)
+    model: str | bytes = str(model_path)
+    if requested[0] == CPU and get_settings().ort_fast_prelu:
+        from facegate.models.graph_rewrite import rewrite_prelu
+
+        rewritten, count = rewrite_prelu(model_path.read_bytes())
+        if count:
+            model = rewritten
+            log.info("%s: %d PRelu nodes rewritten for the CPU provider", key, count)
+    session = ort.InferenceSession(model, sess_options=options, providers=requested)
     got = list(session.get_providers())
     lost = [name for name in requested if name not in got]
     if lost:
