@@ -39,6 +39,10 @@ SQUARE_LETTERBOX_BOXES = {
         (555, 47, 632, 161), (227, 245, 307, 356),
     ],
 }  # fmt: skip
+# Real faces found since, beyond the letterbox's: the selfie-taker, cut by the bottom-right edge,
+# scored 0.649 then and 0.653 once the slight shrink of a 640 px photo's margined view became
+# bilinear, just over the 0.65 threshold (bench/detection_threshold.py: the selfie's 7 faces).
+FACES_FOUND_SINCE = {"deepface/selfie-many-people.jpg": [(483, 279, 600, 601)]}
 
 
 def photo(name: str) -> np.ndarray:
@@ -69,10 +73,11 @@ class RecordingSession:
 @pytest.mark.parametrize("name", list(SQUARE_LETTERBOX_BOXES))
 def test_the_same_faces_are_found_as_with_the_square_letterbox(arcface_engine, name):
     before = np.array(SQUARE_LETTERBOX_BOXES[name], dtype=np.float32)
+    since = np.array(FACES_FOUND_SINCE.get(name, []), dtype=np.float32).reshape(-1, 4)
     found = arcface_engine.detect(photo(name))
-    assert len(found) == len(before), [d.box.round() for d in found]
+    assert len(found) == len(before) + len(since), [d.box.round() for d in found]
     now = np.stack([d.box for d in found])
-    for box in before:  # one to one: every face of before has its own match now, IoU > 0.5
+    for box in [*before, *since]:  # one to one: every face has its own match now, IoU > 0.5
         overlaps = iou(box, now)
         best = int(overlaps.argmax())
         assert overlaps[best] > 0.5, (box, now[best])
