@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from facegate import __version__
 from facegate.api import docs, errors, ratelimit
@@ -16,6 +15,7 @@ from facegate.api.body_timeout import BodyTimeoutMiddleware
 from facegate.api.liveness_routes import router as liveness_router
 from facegate.api.monitoring_routes import router as monitoring_router
 from facegate.api.operator_routes import router as operator_router
+from facegate.api.request_context import RequestContextMiddleware
 from facegate.api.routes import router
 from facegate.api.video_routes import router as video_router
 from facegate.api.workflow_routes import router as workflow_router
@@ -26,17 +26,6 @@ from facegate.monitoring.metrics import FaceGateMetrics, install_http_metrics
 from facegate.video.jobs import VideoJobs
 from facegate.web import install as install_web_pages
 from facegate.workflows import Workflows
-
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "media-src 'self' blob:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; "
-    "form-action 'self'; object-src 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-    "Permissions-Policy": "camera=(self), microphone=()",
-}
-
 
 # ``facegate serve --workers N`` tells its worker processes their thread cap here (uvicorn
 # builds each worker's app from an import string, so it cannot pass arguments).
@@ -104,21 +93,8 @@ def create_app(service: GalleryService | None = None, worker_threads: int | None
     app.state.rate_limits = ratelimit.install(app, service.settings)  # inside the request id and headers
     app.add_middleware(BodyTimeoutMiddleware, timeout_s=service.settings.body_timeout_s)
 
-    @app.middleware("http")
-    async def request_id(request: Request, call_next):
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-        request.state.request_id = rid[:64]
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request.state.request_id
-        return response
-
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):
-        """No inline script, no framing, no sniffing: the admin and self-service pages handle faces."""
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
+    # Outside the rate limits, whose refusals carry the request id and the headers too.
+    app.add_middleware(RequestContextMiddleware)
 
     if service.settings.metrics_enabled:
         # The service's own metrics observer when it was built with one (counting from its

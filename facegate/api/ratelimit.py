@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request, Response
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from facegate.api.deps import SESSION_COOKIE, api_key_of
 from facegate.api.errors import problem
@@ -103,18 +104,42 @@ def _too_many(request: Request, wait: float) -> Response:
     return refused
 
 
+class RateLimitMiddleware:
+    """Refuses with 429 before a request runs (:meth:`RateLimits.before`), and turns a 401 into
+    a 429 once the address is over its failure limit (:meth:`RateLimits.after`). A plain ASGI
+    wrapper (see facegate.api.request_context): the answer is replaced at its start message, and
+    the 401's body that follows is dropped."""
+
+    def __init__(self, app: ASGIApp, limits: RateLimits) -> None:
+        self.app = app
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.limits.enabled:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        wait = self.limits.before(request)
+        if wait is not None:
+            await _too_many(request, wait)(scope, receive, send)
+            return
+        replaced = False
+
+        async def checked_send(message: Message) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start":
+                after = self.limits.after(request, message["status"])
+                if after is not None:
+                    replaced = True
+                    await _too_many(request, after)(scope, receive, send)
+                    return
+            if not replaced:
+                await send(message)
+
+        await self.app(scope, receive, checked_send)
+
+
 def install(app: FastAPI, settings: Settings) -> RateLimits:
     limits = RateLimits(settings)
-
-    @app.middleware("http")
-    async def rate_limit(request: Request, call_next):
-        wait = limits.before(request)
-        if wait is not None:
-            return _too_many(request, wait)
-        response = await call_next(request)
-        wait = limits.after(request, response.status_code)
-        if wait is not None:
-            return _too_many(request, wait)
-        return response
-
+    app.add_middleware(RateLimitMiddleware, limits=limits)
     return limits
