@@ -533,11 +533,12 @@ TABLES = {
     "exam_sessions", "attendance", "reverify_challenges", "alerts", "failed_attempts", "lockouts", "accounts",
     "ops_actions", "operators", "operator_sessions", "liveness_challenges", "template_changes", "job_leases",
 }
-HEAD = "0006"
+HEAD = "0007"
 
 
 def test_alembic_upgrade_downgrade_upgrade(backend, request, tmp_path):
     from facegate.storage.db import downgrade, make_engine, upgrade
+    from facegate.storage.pgvector_indexes import existing_pgvector_indexes
 
     url = fresh_database_url(backend, tmp_path, request, prefix="facegate_alembic")
     engine = make_engine(url)
@@ -548,20 +549,22 @@ def test_alembic_upgrade_downgrade_upgrade(backend, request, tmp_path):
         with engine.connect() as connection:
             assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD
             if backend == "postgresql":
-                indexes = set(
-                    connection.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'face_templates'")).scalars()
-                )
-                assert {"ix_face_templates_hnsw_arcface", "ix_face_templates_hnsw_dlib"} <= indexes
-                definition = connection.execute(
-                    text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_face_templates_hnsw_arcface'")
-                ).scalar()
-                assert "m='32'" in definition and "ef_construction='200'" in definition, definition
+                # pgvector's HNSW graphs are gone (0007): only search_index="pgvector" builds them.
+                assert existing_pgvector_indexes(connection) == set()
                 assert connection.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'vector'")).scalar() == 1
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SAWarning)  # reflection does not know pgvector's type
             columns = {c["name"] for c in inspect(engine).get_columns("face_templates")}
         assert {"vector", "model_id", "model_sha256", "source_sha256"} <= columns
 
+        if backend == "postgresql":  # 0007's downgrade puts 0003's graphs back
+            downgrade(url, "0006")
+            with engine.connect() as connection:
+                assert existing_pgvector_indexes(connection) == {"ix_face_templates_hnsw_arcface", "ix_face_templates_hnsw_dlib"}
+                definition = connection.execute(
+                    text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_face_templates_hnsw_arcface'")
+                ).scalar()
+                assert "m='32'" in definition and "ef_construction='200'" in definition, definition
         downgrade(url)
         assert set(inspect(engine).get_table_names()) == {"alembic_version"}
         with engine.connect() as connection:
@@ -588,5 +591,18 @@ def test_alembic_upgrade_downgrade_upgrade(backend, request, tmp_path):
             assert service.readiness()["schema_revision"] == HEAD
         finally:
             service.close()
+        if backend == "postgresql":
+            with engine.connect() as connection:  # the default in-process index builds no graph
+                assert existing_pgvector_indexes(connection) == set()
+            service = GalleryService(
+                settings=Settings(data_dir=tmp_path / "data", database_url=url, search_index="pgvector")
+            )
+            service.close()
+            with engine.connect() as connection:  # a service on search_index="pgvector" does, at start
+                assert existing_pgvector_indexes(connection) == {"ix_face_templates_hnsw_arcface", "ix_face_templates_hnsw_dlib"}
+                definition = connection.execute(
+                    text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_face_templates_hnsw_arcface'")
+                ).scalar()
+                assert "m='32'" in definition and "ef_construction='200'" in definition, definition
     finally:
         engine.dispose()

@@ -30,6 +30,7 @@ from facegate.gallery.schemas import EnrollItem, EnrollReport, GallerySettings, 
 from facegate.gallery.thresholds import identify_threshold
 from facegate.security import Principal
 from facegate.storage.models import FaceCrop, FaceTemplate, Gallery, Subject, utcnow
+from facegate.storage.pg_copy import copy_templates
 
 
 def template_row(gallery_id: int, subject_id: int, face: Face, source_sha256: str) -> FaceTemplate:
@@ -293,8 +294,11 @@ def import_templates(
                  "source_sha256": hashlib.sha256(f"{source}:{i}:{v[:4].tobytes().hex()}".encode()).hexdigest(),
                  "box": []}
             )
-        for start in range(0, len(payload), 5000):
-            session.execute(insert(FaceTemplate), payload[start : start + 5000])
+        if session.get_bind().dialect.name == "postgresql":
+            copy_templates(session, payload)  # binary COPY: about 10x faster than inserts there
+        else:
+            for start in range(0, len(payload), 5000):
+                session.execute(insert(FaceTemplate), payload[start : start + 5000])
     return len(rows)
 
 

@@ -65,6 +65,7 @@ class GalleryService:
         self.ctx = GalleryContext(settings or get_settings(), calibrations, observers)
         if migrate:
             upgrade(self.ctx.database_url)
+        self.ctx.search.prepare(self.ctx.db)
 
     # The context's parts, for the workflows and monitoring built on the service.
     @property

@@ -29,10 +29,14 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ProgrammingError
 from sqlalchemy.orm import Session
 
 from facegate.storage.ann_index import ScanIndex
 from facegate.storage.models import FaceTemplate, Gallery, TemplateChange
+from facegate.storage.pg_copy import read_templates
+from facegate.storage.pgvector_indexes import ensure_pgvector_indexes
 from facegate.storage.sealing import Sealer, is_sealed
 
 logger = logging.getLogger(__name__)
@@ -74,6 +78,8 @@ def gallery_state(session: Session, gallery_id: int) -> GalleryState | None:
 
 def load_gallery_matrix(session: Session, gallery_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ids, subject ids, vectors) of every template of the gallery, by id."""
+    if session.get_bind().dialect.name == "postgresql":
+        return read_templates(session, gallery_id)  # one binary stream, not rows of text to parse
     rows = session.execute(
         select(FaceTemplate.id, FaceTemplate.subject_id, FaceTemplate.vector)
         .where(FaceTemplate.gallery_id == gallery_id)
@@ -202,6 +208,20 @@ class GallerySearch:
         self._builds: dict[int, threading.Thread] = {}
         self._pending: dict[int, _Pending] = {}
         self._closed = False
+        self._pgvector_ready = False
+
+    def prepare(self, engine: Engine) -> None:
+        """On ``search_index="pgvector"``, build pgvector's HNSW indexes if they are missing
+        (facegate/storage/pgvector_indexes.py); a database not migrated yet is left for the
+        first search."""
+        if self.search_index != "pgvector" or self._pgvector_ready:
+            return
+        try:
+            with engine.begin() as connection:
+                ensure_pgvector_indexes(connection)
+            self._pgvector_ready = True
+        except ProgrammingError as exc:  # no face_templates table yet
+            logger.info("pgvector indexes not built yet: %s", str(exc).splitlines()[0])
 
     # -- public ---------------------------------------------------------------------------
     def search(
@@ -452,6 +472,8 @@ class GallerySearch:
         other galleries, the ``ef_search`` candidates of a query may hold fewer than ``k`` of
         this gallery's templates. Such a starved answer is asked again as an exact scan of the
         gallery's rows, so a search never comes back short (or empty) for that reason."""
+        if not self._pgvector_ready:
+            self.prepare(session.get_bind())  # type: ignore[arg-type]
         out = [self._pgvector(session, gallery_id, model_id, q, k) for q in queries]
         starved = [i for i, hits in enumerate(out) if len(hits) < k]
         if starved:
