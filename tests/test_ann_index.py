@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from facegate.storage.ann_index import CHUNK_ROWS, ScanIndex, _Chunks
 
@@ -64,3 +65,17 @@ def test_a_tiny_gallery_builds_and_answers():
     index = ScanIndex.build(np.array([5, 6, 7]), np.array([1, 1, 2]), x)
     scores, got, _ = index.search(x, 5)
     assert list(got[:, 0]) == [5, 6, 7] and (got[:, 3:] == -1).all() and scores[0, 0] > 0.999
+
+
+def test_the_saved_form_carries_its_stamp_and_refuses_what_is_not_an_index():
+    x = _unit(300, 8)
+    index = ScanIndex.build(np.arange(300), np.arange(300) // 3, x)
+    data = index.to_bytes(meta={"gallery": 4, "version": 9})
+    assert ScanIndex.read_meta(data) == {"gallery": 4, "version": 9}
+    loaded = ScanIndex.from_bytes(data)
+    assert np.array_equal(loaded.live()[2], x) and loaded.subject_ids.tolist() == (np.arange(300) // 3).tolist()
+    loaded.add(np.array([1000]), np.array([5]), x[:1] * -1)  # what it loaded is its own to change
+    assert len(loaded) == 301 and len(index) == 300
+    for junk in (b"", b"PK\x03\x04 an npz of the first format", data[:6]):
+        with pytest.raises(ValueError, match="not a saved FaceGate index"):
+            ScanIndex.read_meta(junk)

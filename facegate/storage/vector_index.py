@@ -18,8 +18,6 @@ A cache that cannot catch up (the log was pruned, a large change) reloads the ga
 from __future__ import annotations
 
 import fcntl
-import io
-import json
 import logging
 import os
 import threading
@@ -47,7 +45,7 @@ PGVECTOR_EF_SEARCH = 600
 # A catch-up larger than this share of the gallery reloads it instead (one read of everything
 # beats many reads by id).
 MAX_CATCH_UP_SHARE = 0.2
-FILE_FORMAT = 1
+FILE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -402,10 +400,7 @@ class GallerySearch:
         if path is None:
             return
         stamp = {"format": FILE_FORMAT, "gallery": state.id, "identity": state.identity, "version": state.version}
-        buffer = io.BytesIO()
-        np.savez(buffer, index=np.frombuffer(index.to_bytes(), np.uint8),
-                 stamp=np.frombuffer(json.dumps(stamp).encode(), np.uint8))
-        data = buffer.getvalue()
+        data = index.to_bytes(meta=stamp)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_bytes(self.sealer.seal(data, b"gallery-index") if self.sealer is not None else data)
@@ -433,11 +428,10 @@ class GallerySearch:
                 data = self.sealer.open(data, b"gallery-index")
             elif is_sealed(data):
                 return None
-            saved = np.load(io.BytesIO(data))
-            stamp = json.loads(saved["stamp"].tobytes())
+            stamp = ScanIndex.read_meta(data)
             if (stamp.get("format"), stamp.get("gallery"), stamp.get("identity")) != (FILE_FORMAT, gallery_id, identity):
                 return None
-            return int(stamp["version"]), ScanIndex.from_bytes(saved["index"].tobytes())
+            return int(stamp["version"]), ScanIndex.from_bytes(data)
         except Exception:  # noqa: BLE001 - a damaged file (or sealed with another key) is rebuilt
             logger.warning("the saved index of gallery %s is unreadable; rebuilding", gallery_id)
             return None
