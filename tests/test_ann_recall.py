@@ -329,7 +329,7 @@ def test_saved_index_is_loaded_and_caught_up(tmp_path, request, monkeypatch):
     gallery_id = load_gallery(first, "g", data)
     search(first, gallery_id, data.queries[:1])
     first.close()
-    extra = structured(2, 1, seed=42).vectors
+    extra = structured(3, 1, seed=42).vectors
     writer = make_service("sqlite", tmp_path / "data", request, ann_min_templates=10**9)  # exact: builds nothing
     writer.import_templates("g", [("late", "", extra[0])], principal=SYSTEM)
 
@@ -338,6 +338,15 @@ def test_saved_index_is_loaded_and_caught_up(tmp_path, request, monkeypatch):
     top = _top(search(second, gallery_id, extra[:1])[0])
     assert built == [], "the saved index was rebuilt instead of loaded"
     assert top[1] == subject_id(second, gallery_id, "late") and top[2] > 0.999
+    # New templates caught up in place do not cost the saved file (only erasures do): a third
+    # start still loads it instead of building.
+    writer.import_templates("g", [("later", "", extra[1])], principal=SYSTEM)
+    search(second, gallery_id, extra[1:2])
+    assert (tmp_path / "data" / "index" / f"gallery_{gallery_id}.scan").exists()
+    second.close()
+    third = make_service("sqlite", tmp_path / "data", request, **SMALL)
+    top = _top(search(third, gallery_id, extra[1:2])[0])
+    assert built == [] and top[1] == subject_id(third, gallery_id, "later")
 
 
 def test_erasure_deletes_the_saved_index_that_holds_the_templates(tmp_path, request, monkeypatch):

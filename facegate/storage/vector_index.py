@@ -106,6 +106,14 @@ class Changes:
     matrix: np.ndarray
 
 
+def erased(changes: Changes, killed: int) -> bool:
+    """Whether a change removed templates a saved index may hold: a template gone for good, or
+    one re-added under its id whose old vector the index held (``killed`` rows). New templates
+    alone are not: deleting the file for them cost the next search a second at 1M (the unlink of
+    2 GB) and the next start a rebuild."""
+    return killed > 0 or bool(np.setdiff1d(changes.removed, changes.ids).size)
+
+
 def changes_since(session: Session, gallery_id: int, version: int, limit: int, upto: int) -> Changes | None:
     """The net change from ``version`` to (at least) ``upto``; None when the log cannot say
     (pruned: a version missing) or it is over ``limit`` templates (a reload is cheaper)."""
@@ -149,9 +157,11 @@ class _GalleryCache:
     def version(self) -> int:
         return self.state.version
 
-    def apply(self, changes: Changes, state: GalleryState) -> None:
+    def apply(self, changes: Changes, state: GalleryState) -> int:
+        """Bring the cache to ``state``; the index rows that held removed (or replaced) templates."""
+        killed = 0
         if self.ann is not None:
-            self.ann.remove(changes.removed)
+            killed = self.ann.remove(changes.removed)
             self.ann.add(changes.ids, changes.subjects, changes.matrix)
         else:
             keep = ~np.isin(self.ids, changes.removed, assume_unique=True)
@@ -165,6 +175,7 @@ class _GalleryCache:
                 rows = self.matrix[keep] if len(changes.ids) == 0 else np.concatenate([self.matrix[keep], changes.matrix])
                 self.matrix = rows[order]
         self.state = GalleryState(state.id, max(changes.version, self.version), state.count, state.identity)
+        return killed
 
     def hold(self, ann: ScanIndex) -> None:
         """``ann`` now holds the gallery: drop the exact-mode copy."""
@@ -254,9 +265,9 @@ class GallerySearch:
                 if changes is None:
                     cache = None
                 else:
-                    cache.apply(changes, state)
-                    if len(changes.removed) and cache.ann is not None:
-                        self.drop_saved(state.id)  # (re-added ids count too: their old vectors are in it)
+                    killed = cache.apply(changes, state)
+                    if cache.ann is not None and erased(changes, killed):
+                        self.drop_saved(state.id)
             if cache is None:
                 cache = self._reload(session, state)
             self._caches[state.id] = cache
@@ -331,9 +342,9 @@ class GallerySearch:
             if changes is None:
                 self._start_build(state.id, cache)  # too much changed meanwhile: again
                 return
-            index.remove(changes.removed)
+            killed = index.remove(changes.removed)
             index.add(changes.ids, changes.subjects, changes.matrix)
-            if len(changes.removed):
+            if erased(changes, killed):
                 self.drop_saved(state.id)  # saved from rows since erased
         cache.hold(index)
 
