@@ -214,18 +214,24 @@ def recall(service, gallery_id: int, model_id: str, lfw: LFW, plan: Plan, sweep:
         exact_one = []
         for q in queries[:100]:
             started = time.perf_counter()
-            service.ctx.search._exact(cache, q[None], K)
+            if cache.ann is not None:  # the index's own exact mode: every row rescored
+                service.ctx.search._ann(cache, q[None], K, exact=True)
+            else:
+                service.ctx.search._exact(cache, q[None], K)
             exact_one.append((time.perf_counter() - started) * 1000)
     sqlite = service.ctx.db.dialect.name != "postgresql"
-    default_ef = vi.USEARCH_EXPANSION_SEARCH if sqlite else vi.PGVECTOR_EF_SEARCH
+    from facegate.storage.ann_index import DEFAULT_RERANK
+
+    # In process (SQLite here): the number of code-scan candidates rescored exactly.
+    default_ef = DEFAULT_RERANK if sqlite else vi.PGVECTOR_EF_SEARCH
     results = []
     for ef in [default_ef] + [e for e in sweep if e != default_ef]:
         if sqlite:
-            service.ctx.search._caches[gallery_id].ann.expansion_search = ef
+            service.ctx.search._caches[gallery_id].ann.rerank = ef
         else:
             vi.PGVECTOR_EF_SEARCH = ef
         try:
-            # The index alone (no signature query): usearch through the search object's own
+            # The index alone (no version read): the code scan through the search object's own
             # helper, pgvector through its SQL, one query at a time.
             per_query = []
             ann = []
@@ -235,7 +241,7 @@ def recall(service, gallery_id: int, model_id: str, lfw: LFW, plan: Plan, sweep:
                 for q in queries:
                     started = time.perf_counter()
                     if sqlite:
-                        ann.append(service.ctx.search._usearch(cache, q[None], K)[0])
+                        ann.append(service.ctx.search._ann(cache, q[None], K)[0])
                     else:
                         ann.append(service.ctx.search._pgvector(session, gallery_id, model_id, q, K))
                     per_query.append((time.perf_counter() - started) * 1000)
@@ -243,7 +249,7 @@ def recall(service, gallery_id: int, model_id: str, lfw: LFW, plan: Plan, sweep:
                         session.commit()  # SET LOCAL lasts one transaction, as in a request
         finally:
             if sqlite:
-                service.ctx.search._caches[gallery_id].ann.expansion_search = vi.USEARCH_EXPANSION_SEARCH
+                service.ctx.search._caches[gallery_id].ann.rerank = DEFAULT_RERANK
             else:
                 vi.PGVECTOR_EF_SEARCH = default_ef
         hit = np.array(
@@ -273,7 +279,7 @@ def recall(service, gallery_id: int, model_id: str, lfw: LFW, plan: Plan, sweep:
         "stranger_queries": int((kinds == "stranger").sum()),
         "exact_ms_per_query_batched": exact_ms,
         "exact_index_ms_per_query": percentiles(exact_one),
-        "parameter": "usearch expansion_search" if sqlite else "pgvector hnsw.ef_search",
+        "parameter": "code-scan candidates rescored" if sqlite else "pgvector hnsw.ef_search",
         "decision_threshold": threshold,
         "by_ef": results,
     }
@@ -282,7 +288,7 @@ def recall(service, gallery_id: int, model_id: str, lfw: LFW, plan: Plan, sweep:
 def run_one(backends: Backends, backend: str, size: int, lfw: LFW, args) -> dict:
     from facegate.client import FaceGateClient
     from facegate.gallery.service import PhotoInput
-    from facegate.storage.vector_index import gallery_signature
+    from facegate.storage.vector_index import gallery_state
 
     plan = plan_gallery(lfw, size, args.requests, args.recall_queries, args.seed, args.distractors)
     result: dict = {"backend": backend, "size": size, "real_templates": len(plan.real_people),
@@ -322,9 +328,9 @@ def run_one(backends: Backends, backend: str, size: int, lfw: LFW, args) -> dict
     for _ in range(args.requests):
         started = time.perf_counter()
         with service.ctx.sessions() as session:
-            gallery_signature(session, gallery_id)
+            gallery_state(session, gallery_id)  # the version read each search makes
         sig.append((time.perf_counter() - started) * 1000)
-    result["signature_query_ms"] = percentiles(sig)
+    result["version_read_ms"] = percentiles(sig)
 
     # -- HTTP -------------------------------------------------------------------------------
     photos = [(ext, lfw.paths[row].name, lfw.paths[row].read_bytes()) for ext, row in plan.probes]
@@ -388,7 +394,7 @@ def print_one(r: dict) -> None:
         print(f"  distractors among themselves: mean {dd['mean']:.3f} std {dd['std']:.3f} p99.9 {dd['p99.9']:.3f}; "
               f"real templates of different people: mean {rr['mean']:.3f} std {rr['std']:.3f} p99.9 {rr['p99.9']:.3f}")
     print(f"  path {r['path']}; verify {fmt_p(r['verify_ms'])} ms, identify {fmt_p(r['identify_ms'])} ms (p50 / p95, HTTP); "
-          f"search only {fmt_p(r['search_ms'])} ms; signature query {fmt_p(r['signature_query_ms'])} ms")
+          f"search only {fmt_p(r['search_ms'])} ms; gallery-version read {fmt_p(r['version_read_ms'])} ms")
     print(f"  verify matched {r['verify_matches']}/{r['verify_ms']['n']} at threshold {r['thresholds'].get('verify', 0):.3f}; "
           f"identify found the right person {r['identify_correct_matches']}/{r['identify_ms']['n']} "
           f"at threshold {r['thresholds'].get('identify', 0):.3f} ({r['gallery_templates']:,} templates)")
