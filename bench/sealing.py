@@ -39,7 +39,7 @@ def run(sealed: bool, n: int, photo: bytes) -> dict[str, float]:
     from facegate.config import Settings
     from facegate.gallery.inputs import PhotoInput
     from facegate.gallery.service import SYSTEM, GalleryService
-    from facegate.storage.vector_index import load_gallery_matrix
+    from facegate.storage.gallery_changes import load_gallery_matrix
 
     tmp = Path(tempfile.mkdtemp())
     key = base64.b64encode(os.urandom(32)).decode()

@@ -288,7 +288,7 @@ def recall(service, gallery_id: int, model_id: str, lfw: LFW, plan: Plan, sweep:
 def run_one(backends: Backends, backend: str, size: int, lfw: LFW, args) -> dict:
     from facegate.client import FaceGateClient
     from facegate.gallery.service import PhotoInput
-    from facegate.storage.vector_index import gallery_state
+    from facegate.storage.gallery_changes import gallery_state
 
     plan = plan_gallery(lfw, size, args.requests, args.recall_queries, args.seed, args.distractors)
     result: dict = {"backend": backend, "size": size, "real_templates": len(plan.real_people),

@@ -13,9 +13,9 @@ from sqlalchemy.exc import IntegrityError
 from facegate.config import Settings
 from facegate.gallery.service import GalleryService
 from facegate.security import SYSTEM
+from facegate.storage.gallery_changes import gallery_state
 from facegate.storage.models import FaceTemplate, TemplateChange
 from facegate.storage.pg_copy import read_templates
-from facegate.storage.vector_index import gallery_state
 from tests.api_fixtures import fresh_database_url, pg_server  # noqa: F401 - fixture
 
 
