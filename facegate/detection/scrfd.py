@@ -14,15 +14,22 @@ from facegate.models import onnx_session
 _STRIDES = (8, 16, 32)
 _ANCHORS_PER_CELL = 2
 _ANCHOR_CACHE_SIZE = 192  # grids kept: 3 strides of 64 input sizes
-# The small-face pass shrinks its view bilinearly when it shrinks it by less than this factor
-# (INTER_AREA otherwise, as every other shrink: a strong bilinear shrink aliases).
+# A pass shrinks its view bilinearly when it shrinks it by less than this factor (INTER_AREA
+# otherwise: a strong bilinear shrink aliases).
 _BILINEAR_SHRINK = 0.75
+
 # Score (a probability) below which a candidate is not a face, unless the caller says otherwise,
 # and the grey margin added on each side (a fraction of the width and height) so that faces cut
 # by the frame edge are found. Both measured by bench/detection_threshold.py: see
 # facegate/config.py (det_score_threshold, det_edge_padding), which defaults to these.
 DEFAULT_SCORE_THRESHOLD = 0.65
 DEFAULT_EDGE_PADDING = 0.05
+
+
+def _shrink_interpolation(side: int, longest: int) -> int:
+    """How to shrink ``longest`` to ``side``: bilinear for a slight shrink (INTER_AREA at a
+    non-integer factor took 4x longer and found the same faces), INTER_AREA for a real one."""
+    return cv2.INTER_LINEAR if side >= _BILINEAR_SHRINK * longest else cv2.INTER_AREA
 
 
 def _stride_multiple(length: int) -> int:
@@ -100,8 +107,7 @@ class ScrfdDetector:
             fine_side = _stride_multiple(min(longest, self.small_face_side))
             # A slight shrink (a 1280x720 photo's 1408 px view to 1280) is bilinear: INTER_AREA at
             # a non-integer factor took 4x longer, and found the same faces (bench/README.md).
-            slight = fine_side >= _BILINEAR_SHRINK * longest
-            fine = self._scaled(view, fine_side, shrink=cv2.INTER_LINEAR if slight else cv2.INTER_AREA)
+            fine = self._scaled(view, fine_side, shrink=_shrink_interpolation(fine_side, longest))
             # The first pass's image is shrunk from the second's when that one is shrunk too: the
             # 1280 px view halves to 640 px in a fraction of a millisecond, where shrinking the
             # whole view again took about as long as the network's 640 px pass.
@@ -207,8 +213,7 @@ class ScrfdDetector:
         if scaled is None:
             # A slight shrink (a 640x480 photo's 704x528 view to 640) is bilinear, as in detect():
             # INTER_AREA at that factor took 3.7 ms against 0.7 ms (bench/README.md).
-            slight = side >= _BILINEAR_SHRINK * max(h, w)
-            scaled = self._scaled(image, side, shrink=cv2.INTER_LINEAR if slight else cv2.INTER_AREA)
+            scaled = self._scaled(image, side, shrink=_shrink_interpolation(side, max(h, w)))
         resized = scaled
         new_h, new_w = resized.shape[:2]
         in_h, in_w = _stride_multiple(new_h), _stride_multiple(new_w)
