@@ -243,36 +243,37 @@ class ScanIndex:
     def to_bytes(self, meta: dict | None = None) -> bytes:
         with self._lock:
             rows, dimension = self.vectors.rows, self.dimension
-            arrays = {
-                "codes": _faiss().serialize_index(self.codes),
-                "vectors": np.zeros((0, dimension), np.float32),  # placed below, chunk by chunk
-                "template_ids": self.template_ids,
-                "subject_ids": self.subject_ids,
-                "alive": self.alive,
+            # Each array as its pieces: the vectors straight from their chunks (no 2 GB
+            # concatenation at 1M), the others whole.
+            pieces = {
+                "codes": [_faiss().serialize_index(self.codes)],
+                "vectors": [c[: min(CHUNK_ROWS, rows - n * CHUNK_ROWS)] for n, c in enumerate(self.vectors.chunks)],
+                "template_ids": [self.template_ids],
+                "subject_ids": [self.subject_ids],
+                "alive": [self.alive],
             }
+            shapes = {name: list(parts[0].shape) for name, parts in pieces.items() if name != "vectors"}
+            shapes["vectors"] = [rows, dimension]
+            dtypes = {name: parts[0].dtype.str for name, parts in pieces.items() if parts}
+            dtypes["vectors"] = np.dtype(np.float32).str
             placed, offset = {}, 0
-            for name, array in arrays.items():
-                shape = [rows, dimension] if name == "vectors" else list(array.shape)
-                nbytes = rows * dimension * 4 if name == "vectors" else array.nbytes
-                placed[name] = {"dtype": array.dtype.str, "shape": shape, "offset": offset}
-                offset += -(-nbytes // _ALIGN) * _ALIGN
+            for name, parts in pieces.items():
+                placed[name] = {"dtype": dtypes[name], "shape": shapes[name], "offset": offset}
+                offset += _aligned(sum(p.nbytes for p in parts))
             header = json.dumps({
                 "meta": meta or {}, "arrays": placed,
                 "index": {"dimension": self.dimension, "trained_on": self.trained_on, "rerank": self.rerank},
             }).encode()
-            start = -(-(len(_MAGIC) + 8 + len(header)) // _ALIGN) * _ALIGN
+            start = _aligned(len(_MAGIC) + 8 + len(header))
             out = bytearray(start + offset)
             out[: len(_MAGIC)] = _MAGIC
             out[len(_MAGIC) : len(_MAGIC) + 8] = len(header).to_bytes(8, "little")
             out[len(_MAGIC) + 8 : len(_MAGIC) + 8 + len(header)] = header
-            for name, array in arrays.items():
+            for name, parts in pieces.items():
                 at = start + placed[name]["offset"]
-                out[at : at + array.nbytes] = np.ascontiguousarray(array).view(np.uint8).reshape(-1).data
-            at, left = start + placed["vectors"]["offset"], rows
-            for chunk in self.vectors.chunks:  # straight from the chunks: no 2 GB concatenation at 1M
-                part = chunk[: min(left, CHUNK_ROWS)]
-                out[at : at + part.nbytes] = part.view(np.uint8).reshape(-1).data
-                at, left = at + part.nbytes, left - len(part)
+                for part in parts:
+                    out[at : at + part.nbytes] = np.ascontiguousarray(part).view(np.uint8).reshape(-1).data
+                    at += part.nbytes
             return bytes(out)
 
     @staticmethod
@@ -315,4 +316,8 @@ def _header(data: bytes | memoryview) -> tuple[dict, int]:
         raise ValueError("not a saved FaceGate index")
     size = int.from_bytes(view[len(_MAGIC) : len(_MAGIC) + 8], "little")
     header = json.loads(bytes(view[len(_MAGIC) + 8 : len(_MAGIC) + 8 + size]))
-    return header, -(-(len(_MAGIC) + 8 + size) // _ALIGN) * _ALIGN
+    return header, _aligned(len(_MAGIC) + 8 + size)
+
+
+def _aligned(size: int) -> int:
+    return -(-size // _ALIGN) * _ALIGN
